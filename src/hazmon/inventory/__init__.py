@@ -1,0 +1,1 @@
+"""The inventory: one description of the province, checked against the notice's rules."""

@@ -1,0 +1,74 @@
+"""Secrets: the inventory names them; an ansible-vault file holds them.
+
+The lab's vault is generated (random values, random vault password in a 0600 file beside it),
+never committed; a real environment's vault is made by the ops team with `ansible-vault`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+from pathlib import Path
+
+import yaml
+from ansible.parsing.vault import VaultLib, VaultSecret
+
+from hazmon.inventory.loader import Inventory
+from hazmon.inventory.model import Enterprise
+
+VAULT_PASS_FILE = ".vault-pass"
+VAULT_FILE = Path("group_vars") / "all" / "vault.yml"
+
+
+def mqtt_credential(ent: Enterprise) -> str:
+    """The vault name of the gateway's MQTT password (its user name is the enterprise code)."""
+    return f"vault_mqtt_{ent.slug}"
+
+
+def credential_refs(inv: Inventory) -> list[str]:
+    """Every secret the inventory refers to, in a stable order."""
+    names: list[str] = []
+    for ent in inv.enterprises:
+        names += [n.credential for n in ent.devices.nvrs]
+        if ent.devices.switch is not None:
+            names.append(ent.devices.switch.credential)
+        names += [s.opc.credential for s in ent.data_sources if s.opc and s.opc.credential]
+        if ent.devices.daq_gateway is not None:
+            names.append(mqtt_credential(ent))
+    names.append("vault_sip_password")  # the platform's GB28181 registration password
+    return list(dict.fromkeys(names))
+
+
+def _vault(root: Path) -> VaultLib:
+    password = (root / VAULT_PASS_FILE).read_bytes().strip()
+    return VaultLib([("default", VaultSecret(password))])
+
+
+def read_vault(root: Path | str) -> dict[str, str]:
+    root = Path(root)
+    data = _vault(root).decrypt((root / VAULT_FILE).read_bytes())
+    return yaml.safe_load(data) or {}
+
+
+def ensure_lab_vault(inv: Inventory) -> dict[str, str]:
+    """Create or complete the lab's vault so that every referenced secret has a value."""
+    root = inv.root
+    pass_file = root / VAULT_PASS_FILE
+    if not pass_file.exists():
+        fd = os.open(pass_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(_random.token_urlsafe(32) + "\n")
+    vault_path = root / VAULT_FILE
+    values = read_vault(root) if vault_path.exists() else {}
+    missing = [n for n in credential_refs(inv) if n not in values]
+    if missing or not vault_path.exists():
+        for name in missing:
+            # Letters and digits only: NVR and switch firmware reject many punctuation marks.
+            values[name] = _random.token_hex(12)
+        vault_path.parent.mkdir(parents=True, exist_ok=True)
+        blob = _vault(root).encrypt(yaml.safe_dump(values, sort_keys=True))
+        tmp = vault_path.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        os.chmod(tmp, 0o600)
+        tmp.replace(vault_path)
+    return values

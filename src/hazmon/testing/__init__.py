@@ -1,0 +1,1 @@
+"""Helpers that start real local peers for tests and benchmarks (never mocks)."""
