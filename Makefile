@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 ENV ?= lab
+# Tools (ansible-lint, ansible-playbook) find each other in the venv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: all bootstrap demo test lint unit e2e bench clean
 

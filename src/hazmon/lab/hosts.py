@@ -1,0 +1,87 @@
+"""Lab hosts: systemd-nspawn containers booting the cached base through a per-host overlay.
+
+Recipe from LAB.md: no machined and no host D-Bus here, so --register=no --keep-unit; the base
+is shared read-only (--overlay=BASE:UPPER:/), each host writes only into its own UPPER.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from hazmon.lab.plan import Host
+
+NSPAWN_ENV = {"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "0"}
+
+
+def upper_dir(run_dir: Path, host: Host) -> Path:
+    return run_dir / "hosts" / host.name / "upper"
+
+
+def ensure_ssh_key(run_dir: Path) -> Path:
+    """The lab's SSH key (generated per lab, kept in the run dir, removed by `down`)."""
+    key = run_dir / "ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(key.parent, 0o700)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hazmon-lab", "-f", str(key)],
+            check=True,
+        )
+    return key
+
+
+def nspawn_argv(host: Host, rootfs: Path, run_dir: Path, key: Path, serial_tty: str | None) -> list[str]:
+    upper = upper_dir(run_dir, host)
+    upper.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "systemd-nspawn",
+        "--quiet",
+        "--register=no",
+        "--keep-unit",
+        "-D",
+        str(rootfs),
+        "--read-only",
+        f"--overlay={rootfs}:{upper}:/",
+        f"--network-namespace-path=/run/netns/{host.ns}",
+        f"--hostname={host.name}",
+        "-M",
+        host.name,
+        "--bind-ro",
+        f"{key}.pub:/root/.ssh/authorized_keys",
+        "-b",
+        "--console=passive",
+    ]
+    if serial_tty is not None:
+        # The gateway sees its RS-485 line as a tty (D1b): the pty's other end is the simulator's.
+        argv += [f"--bind={serial_tty}:/dev/ttyS1"]
+    return argv
+
+
+def wipe_upper(run_dir: Path, host: Host) -> None:
+    """Make the host bare again: everything it wrote lives in its UPPER only."""
+    hdir = run_dir / "hosts" / host.name
+    if hdir.exists():
+        shutil.rmtree(hdir)
+
+
+def ssh_argv(key: Path, address: str, command: str, timeout: int = 10) -> list[str]:
+    return [
+        "ssh",
+        "-i",
+        str(key),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        f"ConnectTimeout={timeout}",
+        f"root@{address}",
+        command,
+    ]

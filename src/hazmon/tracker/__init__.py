@@ -1,0 +1,1 @@
+"""hazmon-tracker: the province-side feed tracker (dedup, freshness, completeness, authenticity; D7)."""

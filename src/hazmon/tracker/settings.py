@@ -1,0 +1,88 @@
+"""The tracker's thresholds: how fresh, how flat, how fast a tag may be before it is flagged (D7).
+
+Defaults suit a DCS polled every few seconds; a YAML file (`--settings`) can change any of them,
+per tag kind where it matters. Unknown keys are errors that name the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hazmon.inventory.model import TagKind
+
+# Discrete signals legitimately sit still for days and jump from one state to another.
+DISCRETE_KINDS = frozenset({TagKind.VALVE, TagKind.STATUS})
+# A gas detector reading may jump within a second when a leak reaches it: no rate limit by default.
+GAS_KINDS = frozenset({TagKind.COMBUSTIBLE_GAS, TagKind.TOXIC_GAS, TagKind.OXYGEN})
+
+
+class SettingsError(ValueError):
+    """A settings file the tracker refuses to start with."""
+
+
+class Thresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Completeness (完整性, D7): a tag counts as delivered if its newest sample is younger than
+    # max(window_factor × its poll interval, min_window_seconds).
+    window_factor: float = Field(default=3.0, gt=0)
+    min_window_seconds: float = Field(default=10.0, ge=0)
+    # Authenticity (真实性, D7): an analog value unchanged for this long (sample time) is flatlined.
+    flatline_seconds: float = Field(default=3600.0, gt=0)
+    flatline_seconds_by_kind: dict[TagKind, float] = {}
+    # Impossible rate of change: |Δv/Δt| above rate_share_per_second × (range_max − range_min),
+    # unless a kind has an absolute limit (engineering units per second) or is exempt (null).
+    rate_share_per_second: float = Field(default=0.5, gt=0)
+    rate_limit_by_kind: dict[TagKind, float | None] = {k: None for k in GAS_KINDS | DISCRETE_KINDS}
+    # A rate violation keeps its tag flagged this long, so that a one-sample spike is seen by
+    # evaluations and scrapes that come after it.
+    rate_hold_seconds: float = Field(default=300.0, ge=0)
+
+    def window(self, interval: float) -> float:
+        return max(self.window_factor * interval, self.min_window_seconds)
+
+    def flatline_after(self, kind: TagKind) -> float | None:
+        """None: this kind is never flagged as flatlined (discrete signals)."""
+        if kind in self.flatline_seconds_by_kind:
+            return self.flatline_seconds_by_kind[kind]
+        return None if kind in DISCRETE_KINDS else self.flatline_seconds
+
+    def max_rate(self, kind: TagKind, range_min: float, range_max: float) -> float | None:
+        """Largest plausible |Δv/Δt| in engineering units per second; None: not checked."""
+        if kind in self.rate_limit_by_kind:
+            return self.rate_limit_by_kind[kind]
+        return self.rate_share_per_second * (range_max - range_min)
+
+
+class TrackerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    evaluate_every_seconds: float = Field(default=5.0, gt=0)
+    # Durable state: commit (and only then acknowledge the MQTT messages) when this many
+    # messages wait, or when the oldest has waited this long. Keep max_unacked below the broker's
+    # max_inflight_messages (Mosquitto: 20), or the broker stops sending until the timer fires.
+    flush_every_seconds: float = Field(default=0.2, gt=0)
+    max_unacked: int = Field(default=16, ge=1)
+    # Above this many gaps in one gateway's seqs the oldest gap is given up (counted), so that a
+    # gateway whose queue overflowed cannot grow the dedup state without bound.
+    max_seq_gaps: int = Field(default=1000, ge=1)
+    thresholds: Thresholds = Thresholds()
+
+
+def load_settings(path: Path | None) -> TrackerSettings:
+    if path is None:
+        return TrackerSettings()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: cannot read tracker settings: {exc}") from exc
+    try:
+        return TrackerSettings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"{path}: invalid tracker settings: {problems}") from exc

@@ -1,0 +1,116 @@
+"""Unit: ingest, flags and durable state, on the tiny inventory, without a broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hazmon.tracker.expected import load_expectations
+from hazmon.tracker.service import Tracker
+from hazmon.tracker.settings import SettingsError, Thresholds, TrackerSettings, load_settings
+from hazmon.wire import Batch, Sample, topic
+from tracker.inventory import LAB_CODE, SHUTDOWN_CODE
+
+T0 = 1_800_000_000.0
+DCS = (LAB_CODE, "dcs")
+# In range, below every alarm set point of the lab plant's tag table.
+GOOD = {"LT-101": 10.0, "TT-101": 25.0, "PT-101": 0.5, "FT-101": 100.0,
+        "TT-201": 200.0, "PT-201": 4.0, "GT-101": 0.0, "GT-201": 0.0}
+
+
+def payload(seq: int, samples: dict[str, float], ts: float, gw: str = LAB_CODE, src: str = "dcs") -> bytes:
+    return Batch(gw, seq, src, tuple(Sample(t, ts, v) for t, v in samples.items())).encode()
+
+
+def make(inventory: Path, state: Path, **th: float) -> Tracker:
+    settings = TrackerSettings(thresholds=Thresholds(**th))
+    return Tracker(load_expectations(inventory, settings.thresholds), settings, state, clock=lambda: T0)
+
+
+def test_duplicates_dropped_and_everything_survives_a_restart(inventory: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    t = make(inventory, state)
+    top = topic("5101", LAB_CODE, "dcs")
+    assert t.receive(top, payload(1, GOOD, T0)) == "accepted"
+    assert t.receive(top, payload(2, {"LT-101": 11.0}, T0 + 1)) == "accepted"
+    assert t.receive(top, payload(1, GOOD, T0)) == "duplicate"
+    t.close()
+
+    t = make(inventory, state)
+    src = t.state.sources[DCS]
+    assert (src.accepted, src.duplicates, src.duplicate_batches) == (9, 8, 1)
+    assert src.tags["LT-101"].value == 11.0 and src.tags["TT-201"].value == 200.0
+    assert t.receive(top, payload(2, {"LT-101": 99.0}, T0 + 1)) == "duplicate"
+    assert t.receive(top, payload(3, {"LT-101": 12.0}, T0 + 2)) == "accepted"
+    assert src.tags["LT-101"].value == 12.0
+    t.close()
+
+
+def test_malformed_and_unknown_senders_are_counted_not_kept(inventory: Path, tmp_path: Path) -> None:
+    t = make(inventory, tmp_path / "s.db")
+    assert t.receive(topic("5101", LAB_CODE, "dcs"), b"{not json") == "malformed"
+    # N4: a gateway publishing under another enterprise's topic is refused.
+    assert t.receive(topic("5101", SHUTDOWN_CODE, "dcs"), payload(1, GOOD, T0)) == "malformed"
+    assert t.receive("other/topic", payload(1, GOOD, T0)) == "malformed"
+    unknown = "91510100MALABE0099"
+    assert t.receive(topic("5101", unknown, "dcs"), payload(1, GOOD, T0, gw=unknown)) == "unknown_enterprise"
+    assert t.receive(topic("5101", LAB_CODE, "sis"), payload(1, GOOD, T0, src="sis")) == "unknown_source"
+    assert t.receive(topic("5101", LAB_CODE, "dcs"), payload(1, {"XX-1": 1.0, "LT-101": 1.0}, T0)) == "accepted"
+    c = t.state.counters
+    assert (c["malformed_schema"], c["malformed_topic_mismatch"]) == (2, 1)
+    assert (c["rejected_unknown_enterprise"], c["rejected_unknown_source"]) == (8, 8)
+    assert t.state.sources[DCS].unknown_tag_samples == 1
+    assert t.state.sources[DCS].accepted == 1
+    t.close()
+
+
+def test_flags_follow_the_thresholds(inventory: Path, tmp_path: Path) -> None:
+    t = make(inventory, tmp_path / "s.db", flatline_seconds=60, min_window_seconds=10)
+    top = topic("5101", LAB_CODE, "dcs")
+    t.receive(top, payload(1, GOOD, T0))
+    ev = t.evaluate(T0 + 1).sources[DCS]
+    assert (ev.completeness, ev.stalled, ev.flatlined, ev.out_of_range, ev.rate_violation) == (1.0, False, 0, 0, 0)
+    # 60 s of the same temperature: flatlined; a level jump of 15 m in 1 s: out of range and implausible.
+    moved = {k: v + 0.5 for k, v in GOOD.items() if k != "TT-101"} | {"TT-101": 25.0}
+    t.receive(top, payload(2, moved, T0 + 59))
+    assert t.evaluate(T0 + 59.5).sources[DCS].flatlined == 0
+    t.receive(top, payload(3, GOOD | {"LT-101": 25.0}, T0 + 60))
+    ev = t.evaluate(T0 + 60.5).sources[DCS]
+    assert (ev.flatlined, ev.out_of_range, ev.rate_violation) == (1, 1, 1)
+    assert ev.in_alarm["high_high"] == 1  # LT-101 25 m ≥ alarm_high_high 18.5
+    assert t.state.sources[DCS].alarm_crossings == 1
+    # Gas detectors may jump: no rate limit by default.
+    t.receive(top, payload(4, GOOD | {"LT-101": 25.0, "GT-101": 60.0}, T0 + 61))
+    ev = t.evaluate(T0 + 61.5).sources[DCS]
+    assert ev.rate_violation == 1 and ev.in_alarm["high_high"] == 2
+    assert t.state.sources[DCS].alarm_crossings == 2
+    # The shut-down plant (R4) is tracked but never expected: never stalled, no completeness.
+    shut = t.evaluate(T0 + 1000).sources[(SHUTDOWN_CODE, "gds")]
+    assert (shut.expected, shut.stalled) == (False, False)
+    assert t.evaluate(T0 + 1000).sources[DCS].stalled
+    t.close()
+
+
+def test_a_replayed_backlog_does_not_overwrite_newer_values(inventory: Path, tmp_path: Path) -> None:
+    t = make(inventory, tmp_path / "s.db")
+    top = topic("5101", LAB_CODE, "dcs")
+    t.receive(top, payload(10, {"LT-101": 12.0}, T0 + 10))
+    t.receive(top, payload(9, {"LT-101": 30.0}, T0 + 9))  # older, out of range: counted, not current
+    src = t.state.sources[DCS]
+    assert src.tags["LT-101"].value == 12.0
+    assert (src.accepted, src.out_of_range_samples) == (2, 1)
+    assert t.evaluate(T0 + 11).sources[DCS].out_of_range == 0
+    t.close()
+
+
+def test_settings_file_errors_name_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "tracker.yml"
+    bad.write_text("thresholds:\n  flatline_secs: 10\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"tracker\.yml.*thresholds\.flatline_secs"):
+        load_settings(bad)
+    good = tmp_path / "ok.yml"
+    good.write_text("evaluate_every_seconds: 2\nthresholds: {flatline_seconds_by_kind: {level: 600}}\n",
+                    encoding="utf-8")
+    s = load_settings(good)
+    assert s.evaluate_every_seconds == 2 and s.thresholds.flatline_after("level") == 600
