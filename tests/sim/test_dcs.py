@@ -29,6 +29,7 @@ from hazmon.inventory.model import DataSource, DataType, Enterprise, Tag
 from hazmon.inventory.validate import load_valid
 from hazmon.lab.sim import dcs
 from hazmon.lab.sim.common import control, write_secret
+from hazmon.lab.sim.dcs_modbus import LineSettings, usable_settings
 from hazmon.lab.sim.dcs_signals import Process
 from hazmon.testing.procs import free_port, stop, wait_port
 
@@ -342,7 +343,23 @@ def test_modbus_rtu_serves_every_tag(rtu_sim: tuple[Sim, Path], rtu_client: Modb
     assert source.slave_id == 3
     served, got = consistent(sim, lambda: read_modbus(rtu_client, source.tags, 3))
     assert_same(served, got)
-    assert "parity N" in sim.log.read_text()  # the pty fallback is said, not silent
+
+
+def test_pty_parity_falls_back_to_none_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A pty carries no parity bit: parity E is served as N there, with a warning; a real serial
+    device keeps the inventory's parity."""
+    wanted = LineSettings(9600, "E", 8, 1)
+    master, slave = os.openpty()
+    try:
+        pty = os.ttyname(slave)
+        with caplog.at_level("WARNING", logger="hazmon.lab.sim.dcs"):
+            assert usable_settings(pty, wanted).parity == "N"
+        assert "parity N" in caplog.text
+        assert usable_settings(str(tmp_path / "ttyS1"), wanted).parity == "E"
+        assert usable_settings(pty, LineSettings(9600, "N", 8, 1)).parity == "N"
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 def test_modbus_rtu_other_addresses_and_stop(rtu_sim: tuple[Sim, Path], rtu_client: ModbusSerialClient) -> None:

@@ -18,6 +18,9 @@ from hazmon.inventory.model import Enterprise
 
 VAULT_PASS_FILE = ".vault-pass"
 VAULT_FILE = Path("group_vars") / "all" / "vault.yml"
+# The province feed tracker's broker account (it subscribes to every gateway's topics).
+TRACKER_MQTT_USER = "hazmon-tracker"
+TRACKER_MQTT_CREDENTIAL = "vault_mqtt_tracker"
 
 
 def mqtt_credential(ent: Enterprise) -> str:
@@ -36,6 +39,7 @@ def credential_refs(inv: Inventory) -> list[str]:
         if ent.devices.daq_gateway is not None:
             names.append(mqtt_credential(ent))
     names.append("vault_sip_password")  # the platform's GB28181 registration password
+    names.append(TRACKER_MQTT_CREDENTIAL)
     return list(dict.fromkeys(names))
 
 

@@ -7,14 +7,17 @@ from pathlib import Path
 from hazmon.inventory import rules
 from hazmon.inventory.findings import InventoryError
 from hazmon.inventory.loader import Inventory, load
+from hazmon.inventory.parsecache import ParseCache
 from hazmon.inventory.readiness import Readiness, assess
 
 
 def validate(root: Path | str) -> tuple[Inventory, list[Readiness]]:
     """Load and check an inventory. Findings are on `inv.report`; nothing is raised."""
-    inv = load(root)
+    cache = ParseCache.for_root(Path(root).resolve())
+    inv = load(root, parse_cache=cache)
     rules.run_all(inv)
     inv.report.findings.sort(key=lambda f: (str(f.file), f.line or 0, f.rule))
+    cache.save()  # once, with the line lookups the findings made
     return inv, assess(inv)
 
 

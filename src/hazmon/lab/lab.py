@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hazmon.inventory.loader import Inventory
-from hazmon.inventory.secrets import ensure_lab_vault, mqtt_credential
+from hazmon.inventory.secrets import (
+    TRACKER_MQTT_CREDENTIAL,
+    TRACKER_MQTT_USER,
+    ensure_lab_vault,
+    mqtt_credential,
+)
 from hazmon.inventory.validate import load_valid
 from hazmon.lab import net
 from hazmon.lab.devices import SimSpec, site_sims, tty_links
@@ -108,6 +113,7 @@ class Lab:
             for s in plan.sites.values()
             if mqtt_credential(s.enterprise) in vault
         }
+        mqtt_users[TRACKER_MQTT_USER] = vault[TRACKER_MQTT_CREDENTIAL]
         assert inv.province is not None  # build_plan refused otherwise
         for spec in province_services(
             plan, inv.province, vault, mqtt_users, self.run_dir, self.inventory_root.resolve()
@@ -175,7 +181,10 @@ class Lab:
         return rec if rec is not None and alive(rec) else None
 
     def _ensure_service(self, st: LabState, spec: ServiceSpec):
-        rec = self._running(st, spec.name) or self._record(
+        running = self._running(st, spec.name)
+        if running is not None and spec.name == "svc:mosquitto":
+            os.kill(running.pid, signal.SIGHUP)  # its password file was just rewritten: reload it
+        rec = running or self._record(
             st, spawn(spec.name, spec.ns, spec.argv, self._log_path(spec.name), "service")
         )
         return rec, spec.listen, spec.control

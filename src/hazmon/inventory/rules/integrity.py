@@ -52,11 +52,27 @@ def site_addresses(ent: Enterprise) -> Iterator[tuple[FieldPath, IPv4Address, st
             yield ("data_sources", i, "host"), src.host, f"data source {src.name}"
 
 
+def _addresses(ent: Enterprise) -> list[int]:
+    """The addresses site_addresses yields, as integers, without paths and names (a fast check)."""
+    dev = ent.devices
+    out = [box.address for box in (dev.access_gateway, dev.daq_gateway, dev.ai_box) if box is not None]
+    out += [nvr.address for nvr in dev.nvrs]
+    if dev.switch is not None:
+        out.append(dev.switch.address)
+    out += [other.address for other in dev.other if other.address is not None]
+    out += [cam.address for cam in ent.cameras]
+    out += [src.host for src in ent.data_sources if src.host is not None]
+    return list(map(int, out))
+
+
 def unique_within_site(inv: Inventory) -> None:
     for ent in inv.enterprises:
         key = enterprise_key(ent.code)
         seen: dict[IPv4Address, str] = {}
-        for path, addr, what in site_addresses(ent):
+        addresses = _addresses(ent)
+        if len(set(addresses)) == len(addresses):
+            addresses.clear()  # all distinct (the common case): nothing to report below
+        for path, addr, what in site_addresses(ent) if addresses else ():
             if addr in seen:
                 inv.emit("ADDR", E, key, path, f"{what} has address {addr}, already used by {seen[addr]}",
                          ent.code)
@@ -67,6 +83,8 @@ def unique_within_site(inv: Inventory) -> None:
             names: set[str] = set()
             field = {"NVR": ("devices", "nvrs"), "camera": ("cameras",), "data source": ("data_sources",),
                      "fireworks place": ("fireworks_places",)}[kind]
+            if len({item.name for item in items}) == len(items):
+                continue  # all distinct: nothing to report
             for i, item in enumerate(items):
                 if item.name in names:
                     inv.emit("UNIQ", E, key, (*field, i, "name"), f"{kind} name {item.name} appears twice",

@@ -1,0 +1,12 @@
+"""Settings for the whole suite."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def pytest_configure() -> None:
+    # Keep the inventory parse cache of test runs out of the user's ~/.cache (and shared by every
+    # process the tests start, which inherit the environment).
+    os.environ.setdefault("HAZMON_CACHE_DIR", tempfile.mkdtemp(prefix="hazmon-test-cache-"))
