@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=args.log_level,
                         format="%(levelname)s %(name)s: %(message)s")  # journald adds the time
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # its own errors are reported by the poller
+    logging.getLogger("asyncua").setLevel(logging.WARNING)  # INFO logs every read: a line a second per source
     if args.render:
         return _render(args)
     if args.config is None:
