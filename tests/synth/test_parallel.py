@@ -35,10 +35,10 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # Both checks run in a fresh interpreter: validation forks only when no other thread is alive
 # (a lock held by another thread would stay held in the child), and earlier tests in this
 # session leave server threads running.
-_FORKED = r"""
+_PRELUDE = r"""
 import json, os, sys
 from pathlib import Path
-from hazmon.inventory import rules
+from hazmon.inventory import loader, parallel, rules
 from hazmon.inventory.validate import validate
 
 def outcome(root):
@@ -47,7 +47,9 @@ def outcome(root):
              for f in inv.report.findings],
             [e.model_dump(mode="json") for e in inv.enterprises],
             [(str(r.lifecycle), r.ready) for r in readiness])
+"""
 
+_FORKED = _PRELUDE + r"""
 root = Path(sys.argv[1])
 rules.FORK_MIN_ENTERPRISES = 10**9
 alone = outcome(root)
@@ -60,19 +62,7 @@ print(json.dumps({"calls": len(calls), "same": forked == alone,
                   "csv_rules": sorted({f[2] for f in forked[0] if f[0].endswith(".csv")})}))
 """
 
-_PARSE = r"""
-import json, os, sys
-from pathlib import Path
-from hazmon.inventory import loader, parallel
-from hazmon.inventory.validate import validate
-
-def outcome(root):
-    inv, readiness = validate(root)
-    return ([(str(f.file), f.line, f.rule, str(f.severity), f.message, f.path, f.enterprise)
-             for f in inv.report.findings],
-            [e.model_dump(mode="json") for e in inv.enterprises],
-            [(str(r.lifecycle), r.ready) for r in readiness])
-
+_PARSE = _PRELUDE + r"""
 root, cache = Path(sys.argv[1]), sys.argv[2]
 os.environ["HAZMON_CACHE_DIR"] = "off"
 alone = outcome(root)
