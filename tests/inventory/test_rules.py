@@ -95,6 +95,9 @@ CASES = [
     Case("SCHEMA", "error", CHEM, r"channels: 16", "channels: sixteen"),
     # Readiness is derived, never typed in.
     Case("SCHEMA", "error", CHEM, r"batch: 1\n", "batch: 1\nready: true\n", line_of="ready: true"),
+    # A register type that cannot carry the instrument range: flow 0..500 at scale 0.01 needs 50,000.
+    Case("TAG", "error", CHEM, r"\{code: FT-101, hazard_source: HS-0001-TK, kind: flow, register: 4, type: uint32,",
+         "{code: FT-101, hazard_source: HS-0001-TK, kind: flow, register: 4, type: int16,"),
     Case("TAG", "error", DEPOT_CSV, r"TT-502,HS-0004-TK,temperature,5,holding,int16,,,0.1,,°C,-40,80",
          "TT-502,HS-0004-TK,temperature,5,holding,int16,,,0.1,,°C,80,-40"),
 ]

@@ -108,6 +108,21 @@ REGISTER_WIDTH: dict[DataType, int] = {
 }
 
 
+# The raw integer range of each integer type (floats are bounded by the instrument range).
+INT_BOUNDS: dict[DataType, tuple[int, int]] = {
+    DataType.INT16: (-(2**15), 2**15 - 1),
+    DataType.UINT16: (0, 2**16 - 1),
+    DataType.INT32: (-(2**31), 2**31 - 1),
+    DataType.UINT32: (0, 2**32 - 1),
+}
+
+
+def raw_span(scale: float, offset: float, low: float, high: float) -> tuple[float, float]:
+    """The raw register values an engineering range needs: raw = (value - offset) / scale."""
+    a, b = (low - offset) / scale, (high - offset) / scale
+    return (a, b) if a <= b else (b, a)
+
+
 class Protocol(StrEnum):
     """D1: the three ways a DCS/GDS may offer its data."""
 

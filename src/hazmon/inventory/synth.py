@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from hazmon.inventory.model import REGISTER_WIDTH, DataType
+from hazmon.inventory.model import INT_BOUNDS, REGISTER_WIDTH, DataType, raw_span
 from hazmon.inventory.notice import N2_LINE_MIN_MBPS
 from hazmon.inventory.reference import CityRef, reference
 
@@ -173,6 +173,11 @@ def _tag(kind: str, code: str, hs: str, rng: random.Random) -> dict[str, object]
         row.update(unit="%VOL", range_min=0, range_max=30, alarm_low=19.5, alarm_high=23.5)
     if dtype in ("int16", "uint16", "int32", "uint32") and kind not in ("valve", "status"):
         row["scale"] = 0.01
+        lo, hi = raw_span(0.01, 0.0, float(row["range_min"]), float(row["range_max"]))
+        low_bound, high_bound = INT_BOUNDS[DataType(dtype)]
+        if not low_bound <= lo <= hi <= high_bound:  # valid by construction (TAG): the range must fit
+            dtype = "float32"
+            del row["scale"]
     row["type"] = dtype
     if dtype != "int16" and dtype != "uint16" and rng.random() < 0.3:
         row["word_order"] = "little"

@@ -7,7 +7,16 @@ from operator import attrgetter, le
 
 from hazmon.inventory.findings import Severity
 from hazmon.inventory.loader import Inventory, enterprise_key
-from hazmon.inventory.model import REGISTER_WIDTH, DataSource, Enterprise, Programme, Protocol, Tag
+from hazmon.inventory.model import (
+    INT_BOUNDS,
+    REGISTER_WIDTH,
+    DataSource,
+    Enterprise,
+    Programme,
+    Protocol,
+    Tag,
+    raw_span,
+)
 from hazmon.inventory.reference import Reference, reference
 
 E, B, W = Severity.ERROR, Severity.BLOCKER, Severity.WARNING
@@ -97,6 +106,12 @@ def _check_tag(inv: Inventory, ent: Enterprise, key: str, base: tuple, tag: Tag,
     if tag.range_min >= tag.range_max:
         inv.emit("TAG", E, key, (*base, "range_max"),
                  f"tag {tag.code}'s instrument range {tag.range_min:g}..{tag.range_max:g} is empty", ent.code)
+    if not _representable(tag):
+        lo, hi = INT_BOUNDS[tag.type]
+        inv.emit("TAG", E, key, (*base, "type"),
+                 f"tag {tag.code}: its instrument range {tag.range_min:g}..{tag.range_max:g} does not fit a "
+                 f"{tag.type} register ({lo}..{hi}) at scale {tag.scale:g}, offset {tag.offset:g}: pick a wider "
+                 "or signed type, or another scale", ent.code)
     points = _alarm_order(tag)
     for (n1, v1), (n2, v2) in pairwise(points):
         if v1 > v2:
@@ -134,6 +149,15 @@ def _check_tag(inv: Inventory, ent: Enterprise, key: str, base: tuple, tag: Tag,
                      f"oxygen tag {tag.code}: low alarm below {ref.oxygen_low:g} %VOL", ent.code)
 
 
+def _representable(tag: Tag) -> bool:
+    """Whether the register's integer type can carry the whole instrument range."""
+    bounds = INT_BOUNDS.get(tag.type)
+    if bounds is None or tag.scale == 0:
+        return bounds is None
+    lo, hi = raw_span(tag.scale, tag.offset, tag.range_min, tag.range_max)
+    return bounds[0] <= round(lo) and round(hi) <= bounds[1]
+
+
 _GAS_KINDS = frozenset({"combustible_gas", "toxic_gas", "oxygen"})
 _REG, _NODE, _FUNCTION, _TYPE, _CODE = (attrgetter(a) for a in ("reg", "node", "function", "type", "code"))
 
@@ -161,7 +185,7 @@ def _plainly_fine(tag: Tag, sources: set[str], ref: Reference) -> bool:
     if tag.hazard_source not in sources:
         return False
     low, high = tag.range_min, tag.range_max
-    if not low < high:
+    if not low < high or not _representable(tag):
         return False
     prev = low
     for value in (tag.alarm_low_low, tag.alarm_low, tag.alarm_high, tag.alarm_high_high):

@@ -17,17 +17,9 @@ from enum import StrEnum
 
 from hazmon.collector.config import TagConfig
 from hazmon.collector.registers import decode, from_value
-from hazmon.inventory.model import REGISTER_WIDTH, DataType, Tag, TagKind
+from hazmon.inventory.model import INT_BOUNDS, REGISTER_WIDTH, DataType, Tag, TagKind
 
 GAS_KINDS = frozenset({TagKind.COMBUSTIBLE_GAS, TagKind.TOXIC_GAS})
-
-# The raw integer range of each integer type; floats are bounded by the instrument range instead.
-INT_BOUNDS: dict[DataType, tuple[int, int]] = {
-    DataType.INT16: (-(2**15), 2**15 - 1),
-    DataType.UINT16: (0, 2**16 - 1),
-    DataType.INT32: (-(2**31), 2**31 - 1),
-    DataType.UINT32: (0, 2**32 - 1),
-}
 
 
 class Mode(StrEnum):
