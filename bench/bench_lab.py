@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from hazmon.inventory.synth import generate
 from hazmon.lab.image import ensure_base, is_cached
 from hazmon.lab.lab import Lab
 from hazmon.lab.procs import alive, descendants, pss_bytes
@@ -96,7 +98,32 @@ def main() -> int:
         f"{'fits' if est < 0.8 * mem_available() else 'does NOT fit'}"
     )
     lab.down()
+    measure_synthetic_lab()
     return 0
+
+
+def measure_synthetic_lab(enterprises: int = 14) -> None:
+    """Bring up a lab of about 40 gateways from the synthetic generator and measure it."""
+    with tempfile.TemporaryDirectory(prefix="hazmon-lab40-") as tmp:
+        generate(Path(tmp) / "synth", enterprises=enterprises, seed=40)
+        big = Lab(inventory_root=Path(tmp) / "synth", run_dir=Path(tmp) / "run", log=lambda msg: None)
+        free_before = mem_available()
+        t = time.monotonic()
+        try:
+            big.up()
+            took = time.monotonic() - t
+            time.sleep(10)
+            st = big.state()
+            hosts = [r for r in st.processes.values() if r.kind == "host" and alive(r)]
+            procs = [r for r in st.processes.values() if alive(r)]
+            used = free_before - mem_available()
+        finally:
+            big.down()
+        print(
+            f"synthetic lab ({enterprises} enterprises): {len(hosts)} gateway/AI-box hosts, {len(procs)} "
+            f"processes, up in {took:.0f} s, used {used / MB:.0f} MB of RAM of {free_before / MB:.0f} MB "
+            f"available -> {'fits' if used < 0.8 * free_before else 'does NOT fit'}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,12 @@ def test_every_shaped_link_carries_the_inventory_figure(lab):
     for link in links:  # one at a time: they share the province
         ns, server = lab.plan.iperf_target(link)
         measured[link.name] = iperf(ns, str(server))
+    # A busy CPU (hosts still booting) can only make a capacity test read low, never above the
+    # shaped rate: a link off its figure is measured once more and the better reading kept.
+    for name in [n for n, m in measured.items() if abs(m - rates[n]) > 0.10 * rates[n]]:
+        link = next(lk for lk in links if lk.name == name)
+        ns, server = lab.plan.iperf_target(link)
+        measured[name] = max(measured[name], iperf(ns, str(server)))
     off = {n: (m, rates[n]) for n, m in measured.items() if abs(m - rates[n]) > 0.10 * rates[n]}
     assert not off, f"links off their figure by more than 10 % (measured, inventory): {off}"
 

@@ -36,6 +36,10 @@ from hazmon.lab.state import DEFAULT_STATE_DIR, LabState
 DEFAULT_INVENTORY = Path("inventories/lab")
 LAN_BRIDGE = "lan"
 START_TIMEOUT = 90.0
+# Hosts boot one systemd each: on 2 cores a 40-gateway lab needs about 2 minutes, so the wait
+# grows with the number of hosts started.
+START_TIMEOUT_PER_HOST = 3.0
+INOTIFY_BASE, INOTIFY_PER_HOST = 128, 16  # the kernel default, and room for one booted systemd
 
 
 class LabError(RuntimeError):
@@ -103,6 +107,7 @@ class Lab:
         os.chmod(self.run_dir, 0o700)  # secrets and the SSH key live below
         vault = ensure_lab_vault(inv)
         key = ensure_ssh_key(self.run_dir)
+        self._inotify_room(len(plan.hosts))
         t1 = time.monotonic()
         self._network(st)
         timings["network_s"] = time.monotonic() - t1
@@ -237,9 +242,21 @@ class Lab:
             )
         return rec, (str(host.address), 22, "tcp"), None
 
+    def _inotify_room(self, hosts: int) -> None:
+        """Each booted systemd takes several inotify instances, all counted against root: past the
+        kernel's default of 128 a 40-gateway lab's hosts never get sshd up. Raise the limit (never
+        lower it); it is a limit, not a resource, so a higher value costs nothing unused."""
+        knob = Path("/proc/sys/fs/inotify/max_user_instances")
+        need = INOTIFY_BASE + INOTIFY_PER_HOST * hosts
+        have = int(knob.read_text())
+        if have < need:
+            knob.write_text(f"{need}\n")
+            self.log(f"raised fs.inotify.max_user_instances from {have} to {need} for {hosts} hosts")
+
     def _wait(self, pending) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
         todo = list(pending)
+        timeout = START_TIMEOUT + START_TIMEOUT_PER_HOST * sum(1 for rec, _, _ in todo if rec.kind == "host")
+        deadline = time.monotonic() + timeout
         while todo:
             rest = []
             for rec, listen, control in todo:
@@ -258,7 +275,7 @@ class Lab:
             if todo and time.monotonic() > deadline:
                 names = ", ".join(r.name for r, _, _ in todo)
                 raise LabError(
-                    f"not ready after {START_TIMEOUT:.0f}s: {names} (logs in {self.run_dir / 'logs'})"
+                    f"not ready after {timeout:.0f}s: {names} (logs in {self.run_dir / 'logs'})"
                 )
             if todo:
                 time.sleep(0.2)
