@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -25,6 +26,21 @@ def iperf(ns: str, server: str, seconds: int = 3) -> float:
     return report["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
+def best_of(ns: str, server: str, seconds: int = 3, tries: int = 3) -> float:
+    """The best of a few capacity tests. CPU contention (hosts still booting) can only make a
+    reading low, never above the shaped rate, so the best reading is the link's capacity. An iperf3
+    server takes one test at a time and needs a moment after one ends: pause, retry when busy."""
+    best = 0.0
+    for attempt in range(tries):
+        time.sleep(1 if attempt else 0)
+        try:
+            best = max(best, iperf(ns, server, seconds))
+        except AssertionError as exc:
+            if "busy" not in str(exc) or attempt == tries - 1:
+                raise
+    return best
+
+
 def test_every_shaped_link_carries_the_inventory_figure(lab):
     links = lab.plan.shaped_links
     rates = {lk.name: lk.rate_mbps for lk in links}
@@ -33,13 +49,8 @@ def test_every_shaped_link_carries_the_inventory_figure(lab):
     measured = {}
     for link in links:  # one at a time: they share the province
         ns, server = lab.plan.iperf_target(link)
-        measured[link.name] = iperf(ns, str(server))
-    # A busy CPU (hosts still booting) can only make a capacity test read low, never above the
-    # shaped rate: a link off its figure is measured once more and the better reading kept.
-    for name in [n for n, m in measured.items() if abs(m - rates[n]) > 0.10 * rates[n]]:
-        link = next(lk for lk in links if lk.name == name)
-        ns, server = lab.plan.iperf_target(link)
-        measured[name] = max(measured[name], iperf(ns, str(server)))
+        measured[link.name] = best_of(ns, str(server), tries=2)
+        time.sleep(0.5)  # let the server finish this test before the next one reaches it
     off = {n: (m, rates[n]) for n, m in measured.items() if abs(m - rates[n]) > 0.10 * rates[n]}
     assert not off, f"links off their figure by more than 10 % (measured, inventory): {off}"
 
@@ -48,5 +59,5 @@ def test_degrade_then_restore_changes_the_line(lab, line_fault):
     site = lab.plan.site_for("labe0001")
     ns, server = lab.plan.iperf_target(site.line)
     line_fault("degrade", "labe0001", 5)
-    degraded = iperf(ns, str(server), seconds=2)
+    degraded = best_of(ns, str(server), seconds=2)
     assert abs(degraded - 5) <= 0.5, degraded
