@@ -264,12 +264,7 @@ class Receiver:
         return {k: v for k, (_, v) in out.items()}
 
     def wait(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        wait_for(cond, timeout, what)
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
