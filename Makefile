@@ -17,7 +17,7 @@ demo: bootstrap
 	@scripts/demo $(ENV)
 
 lint: bootstrap
-	$(BIN)/ruff check src tests bench plugins
+	$(BIN)/ruff check src tests bench plugins playbooks
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from hazmon.inventory.synth import generate
+from hazmon.lab import mirror
 from hazmon.lab.image import ensure_base, is_cached
 from hazmon.lab.lab import Lab
 from hazmon.lab.procs import alive, descendants, pss_bytes
@@ -54,6 +55,12 @@ def main() -> int:
     print(
         f"base image: {'cached' if cached else f'built in {time.monotonic() - t:.1f} s'} ({lab.image_cache})"
     )
+    # The province's package mirror (built in `lab up` too; timed here apart, cached once built).
+    mirror_cached = mirror.is_cached(lab.mirror_cache, lab.image_cache / "rootfs")
+    t = time.monotonic()
+    m = mirror.ensure_mirror(lab.mirror_cache, lab.image_cache / "rootfs", log=lambda msg: print("  " + msg))
+    took = "cached" if mirror_cached else f"built in {time.monotonic() - t:.1f} s"
+    print(f"package mirror: {took}, {len(m.manifest())} packages, {m.size_bytes() / 1e6:.1f} MB ({m.tree})")
 
     lab.down()
     free_before = mem_available()

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from hazmon.inventory.ansible import HostNameClash, build, fingerprint, host_name, to_static_inventory
+from hazmon.inventory.ansible import (
+    PROVINCE_BROKER_HOST,
+    ROLE_PROVINCE_BROKER,
+    HostNameClash,
+    build,
+    fingerprint,
+    host_name,
+    to_static_inventory,
+)
 from hazmon.inventory.validate import load_valid
 
 LAB = Path(__file__).resolve().parents[2] / "inventories" / "lab"
@@ -64,3 +72,17 @@ def test_fingerprint_follows_path_mtime_and_size(tmp_path):
     assert fingerprint(inv) == touched  # dot folders (caches, vault passwords) are not inventory data
     (efile.parent / "new.csv").write_text("code\n")
     assert fingerprint(inv) != touched
+
+
+def test_the_province_broker_is_a_host_at_the_platform_mqtt_address():
+    inv, readiness = load_valid(LAB)
+    data = build(inv, readiness)
+    broker = data.hosts[PROVINCE_BROKER_HOST]
+    mqtt = str(inv.province.platform.mqtt.host)
+    assert broker == {"hazmon_role": ROLE_PROVINCE_BROKER, "hazmon_address": mqtt, "ansible_host": mqtt}
+    assert data.groups[f"role_{ROLE_PROVINCE_BROKER}"] == [PROVINCE_BROKER_HOST]
+    # A province host: in no enterprise, city or batch group, so no rollout batch limit reaches it.
+    assert [g for g, hosts in data.groups.items() if PROVINCE_BROKER_HOST in hosts] == [f"role_{ROLE_PROVINCE_BROKER}"]
+    # Without a province.yml there is no platform, so no broker host.
+    inv.province = None
+    assert PROVINCE_BROKER_HOST not in build(inv, readiness).hosts

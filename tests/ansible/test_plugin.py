@@ -138,6 +138,11 @@ def test_list_hostvars_come_from_the_model(lab_list, lab_model):
     assert agw["hazmon_platform"]["mqtt"]["host"] == str(platform.mqtt.host)
     assert agw["hazmon_platform"]["sip"]["server_id"] == platform.sip.server_id
 
+    broker = hostvars["province-broker"]  # the province's own host, reached over SSH like a gateway
+    assert broker["ansible_host"] == str(platform.mqtt.host)
+    assert broker["hazmon_role"] == "province_broker" and "ansible_connection" not in broker
+    assert lab_list["role_province_broker"]["hosts"] == ["province-broker"]
+
     nvr = hostvars["labe0001-nvr-nvr1"]
     assert nvr["ansible_connection"] == "local"  # managed from the control node over ISAPI
     assert nvr["hazmon_nvr_device_id"] == "51010000001186000001"

@@ -6,9 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
+from hazmon.inventory.ansible import PROVINCE_BROKER_HOST
 from hazmon.inventory.findings import InventoryError
 from hazmon.lab.lab import DEFAULT_INVENTORY, Lab, LabError
 from hazmon.lab.net import NetError
+from hazmon.lab.plan import PlanError
 from hazmon.lab.state import DEFAULT_STATE_DIR, LabState
 
 
@@ -24,7 +26,7 @@ def _guard(fn):
     def wrapped(args: argparse.Namespace) -> int:
         try:
             return fn(args) or 0
-        except (LabError, InventoryError, NetError) as exc:
+        except (LabError, InventoryError, NetError, PlanError) as exc:
             print(f"error: {exc}")
             return 2
 
@@ -77,10 +79,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(p["alive"] for p in st["processes"].values()) else 1
 
 
+def reset_targets(lab: Lab, hosts: list[str], enterprises: list[str], batches: list[int]) -> list[str]:
+    """The host names `lab reset` acts on: those named, those of the enterprises, those of the batches."""
+    names = list(hosts)
+    try:
+        for key in enterprises:
+            names += [h.name for h in lab.plan.hosts_of(key)]
+    except KeyError as exc:
+        raise LabError(str(exc.args[0])) from None
+    for batch in batches:
+        found = lab.plan.hosts_of_batch(batch)
+        if not found:
+            raise LabError(f"batch {batch}: no enterprise of that batch has a host in the lab")
+        names += [h.name for h in found]
+    for name in names:
+        lab.host(name)  # an unknown name is refused before anything is stopped
+    if not names:
+        raise LabError("name at least one HOST, --enterprise or --batch")
+    return list(dict.fromkeys(names))
+
+
 @_guard
 def cmd_reset(args: argparse.Namespace) -> int:
-    _lab(args).reset(args.host)
-    print(f"{args.host}: reset (bare again)")
+    lab = _lab(args)
+    names = reset_targets(lab, args.hosts, args.enterprise, args.batch)
+    lab.reset_hosts(names)
+    for name in names:
+        print(f"{name}: reset (bare again)")
+    if PROVINCE_BROKER_HOST in names:
+        print(f"{PROVINCE_BROKER_HOST}: the broker is not configured any more; `hazmon lab up` configures it again")
     return 0
 
 
@@ -122,8 +149,16 @@ def register(subparsers) -> None:
     up.set_defaults(func=cmd_up)
     sub.add_parser("status", help="what runs, links, faults").set_defaults(func=cmd_status)
     sub.add_parser("down", help="stop everything and remove every trace").set_defaults(func=cmd_down)
-    reset = sub.add_parser("reset", help="make a host bare again (wipe its overlay, boot it)")
-    reset.add_argument("host")
+    reset = sub.add_parser(
+        "reset", help="make hosts bare again (wipe their overlays, boot them; several at once in parallel)"
+    )
+    reset.add_argument("hosts", nargs="*", metavar="HOST", help="lab host name, e.g. labe0001-daq")
+    reset.add_argument(
+        "--enterprise", action="append", default=[], metavar="SLUG", help="every host of the enterprise (repeatable)"
+    )
+    reset.add_argument(
+        "--batch", action="append", default=[], type=int, metavar="N", help="every host of batch N (repeatable)"
+    )
     reset.set_defaults(func=cmd_reset)
 
     fault = sub.add_parser("fault", help="inject or undo a fault")

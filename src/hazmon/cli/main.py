@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Modules that add a command family: each has register(subparsers) and sets args.func.
-COMMAND_MODULES = ("inventory", "tables", "lab")
+COMMAND_MODULES = ("inventory", "tables", "lab", "rollout")
 
 
 def build_parser() -> argparse.ArgumentParser:

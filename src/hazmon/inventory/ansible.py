@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hazmon
+from hazmon.inventory import notice
 from hazmon.inventory.loader import Inventory
 from hazmon.inventory.model import Enterprise, Nvr
 from hazmon.inventory.readiness import Readiness
@@ -34,6 +35,9 @@ ROLE_AI_BOX = "ai_box"
 ROLE_NVR = "nvr"
 ROLE_SWITCH = "switch"
 ROLES = (ROLE_ACCESS_GATEWAY, ROLE_DAQ_GATEWAY, ROLE_AI_BOX, ROLE_NVR, ROLE_SWITCH)
+# The province's own host the rollout configures: the MQTT broker every gateway publishes to.
+ROLE_PROVINCE_BROKER = "province_broker"
+PROVINCE_BROKER_HOST = "province-broker"
 
 # Host-name suffixes per role (NVRs add their own name).
 _SUFFIX = {ROLE_ACCESS_GATEWAY: "agw", ROLE_DAQ_GATEWAY: "daq", ROLE_AI_BOX: "aibox", ROLE_NVR: "nvr",
@@ -124,10 +128,16 @@ class AnsibleInventory:
 
 
 def _platform_vars(inv: Inventory) -> dict[str, object]:
-    out: dict[str, object] = {"hazmon_inventory": inv.name}
+    # The folder itself: control-node modules and renderers load the model from it (lean hostvars).
+    out: dict[str, object] = {"hazmon_inventory": inv.name, "hazmon_inventory_root": str(inv.root.resolve())}
     if inv.province is None:
         return out
     out["hazmon_province_code"] = inv.province.code
+    # The notice's figures the live checks compare against (one source: inventory/notice.py).
+    out["hazmon_notice"] = {
+        "n2_line_min_mbps": notice.N2_LINE_MIN_MBPS,
+        "n1_uplink_min_mbps": notice.N1_CITY_UPLINK_MIN_MBPS,
+    }
     out["hazmon_platform"] = inv.province.platform.model_dump(mode="json")
     return out
 
@@ -143,8 +153,10 @@ def _enterprise_vars(ent: Enterprise, ready: Readiness) -> dict[str, object]:
         "hazmon_route": ent.route.via,
         "hazmon_lifecycle": str(ready.lifecycle),
         "hazmon_ready": ready.ready,
-        # Rule IDs only (N2, V2, ...): the findings themselves are in `hazmon inventory validate`.
+        # Rule IDs (N2, V2, ...) for conditions, and each blocker's sentence for the preflight's
+        # refusal; file and line are in `hazmon inventory validate`.
         "hazmon_blockers": sorted({f.rule for f in ready.blocking}),
+        "hazmon_blocking": [f"{f.rule}: {f.message}" for f in ready.blocking],
     }
 
 
@@ -152,6 +164,13 @@ def build(inv: Inventory, readiness: list[Readiness]) -> AnsibleInventory:
     """Hosts, groups and variables of a validated inventory (use load_valid to get one)."""
     out = AnsibleInventory()
     out.group_vars["all"] = _platform_vars(inv)
+    if inv.province is not None:
+        # Reached over SSH at the platform's MQTT address; its accounts come from the model
+        # (plugins/modules/hazmon_broker_accounts.py), not from host variables.
+        mqtt = str(inv.province.platform.mqtt.host)
+        out.add(PROVINCE_BROKER_HOST, f"province {inv.province.code}",
+                {"hazmon_role": ROLE_PROVINCE_BROKER, "hazmon_address": mqtt, "ansible_host": mqtt},
+                [group_role(ROLE_PROVINCE_BROKER)])
     for code, city in sorted(inv.cities.items()):
         out.groups.setdefault(group_city(code), [])
         out.group_vars[group_city(code)] = {"hazmon_city_name": city.name, "hazmon_city_en": city.en or ""}

@@ -11,6 +11,7 @@ from datetime import date
 from enum import StrEnum
 from ipaddress import IPv4Address
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -147,6 +148,23 @@ class SipServer(Endpoint):
     server_id: Digits20
     domain: str = Field(pattern=r"^\d{10}$")
     transport: Literal["udp", "tcp"] = "udp"
+    # Where the platform publishes which devices have registered (JSON over HTTP), if it does:
+    # the rollout's nvr role waits there until an NVR it configured has registered.
+    status_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+
+
+class MirrorEndpoint(Strict):
+    """The province's Debian package mirror: gateways reach no Internet, only the province (N1/N2)."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")  # the archive root, as in an apt source line
+    suite: str = "bookworm"
+    components: list[str] = Field(default=["main"], min_length=1)
+
+    @property
+    def netloc(self) -> tuple[str, int]:
+        """(host, port) the mirror listens on."""
+        parts = urlsplit(self.url)
+        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
 class Platform(Strict):
@@ -156,6 +174,7 @@ class Platform(Strict):
     prometheus: Endpoint
     alertmanager: Endpoint | None = None
     tracker: Endpoint | None = None
+    mirror: MirrorEndpoint | None = None  # absent: hosts use the apt sources they have
 
 
 class Province(Strict):

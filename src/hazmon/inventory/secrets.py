@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import secrets as _random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
-from ansible.parsing.vault import VaultLib, VaultSecret
+
+if TYPE_CHECKING:
+    from ansible.parsing.vault import VaultLib
 
 from hazmon.inventory.loader import Inventory
 from hazmon.inventory.model import Enterprise
@@ -44,6 +47,11 @@ def credential_refs(inv: Inventory) -> list[str]:
 
 
 def _vault(root: Path) -> VaultLib:
+    # Imported here, not at the top: Ansible modules that run on the control node import hazmon
+    # (e.g. for the names below) inside Ansible's module payload, where `ansible` is the payload's
+    # module_utils subset and the controller's vault code cannot be imported.
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
     password = (root / VAULT_PASS_FILE).read_bytes().strip()
     return VaultLib([("default", VaultSecret(password))])
 

@@ -466,7 +466,7 @@ def _province() -> dict[str, object]:
             "mqtt": {"host": "198.18.0.10", "port": 8883, "tls": True},
             "sip": {"server_id": "51000000002006000001", "domain": "5100000000", "host": "198.18.0.11",
                     "port": 5060},
-            "ntp": ["198.18.0.10"],
+            "ntp": ["198.18.0.14"],  # not the MQTT address: in a lab that is the broker host's
             "prometheus": {"host": "198.18.0.12", "port": 9090},
             "alertmanager": {"host": "198.18.0.12", "port": 9093},
             "tracker": {"host": "198.18.0.13", "port": 9910},

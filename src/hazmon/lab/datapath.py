@@ -340,7 +340,7 @@ def demo_enterprises(lab: Lab) -> list[str]:
     return sorted(out)
 
 
-def cmd_start(lab: Lab, out: Path) -> int:
+def cmd_start(lab: Lab, out: Path, collectors: bool = True) -> int:
     procs = out / PROCS_FILE
     stop_recorded(procs)  # re-runnable: what an earlier run left is stopped first
     vault = ensure_lab_vault(lab.inventory)
@@ -356,7 +356,7 @@ def cmd_start(lab: Lab, out: Path) -> int:
         save_records(procs, records)
         wait_tracker(tracker, proc)
         print(f"tracker: pid {proc.pid} in {tracker.ns}, API {tracker.url}/api/v1/enterprises (log {log})")
-        for slug in demo_enterprises(lab):
+        for slug in demo_enterprises(lab) if collectors else []:
             setup = collector_setup(lab, slug, out / "collectors" / slug, vault)
             log = out / "logs" / f"collector-{slug}.log"
             proc = start_collector(setup, log)
@@ -418,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hazmon.lab.datapath", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="runtime files (default %(default)s)")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("start", help="start the tracker and a collector per ready enterprise with data sources")
+    start = sub.add_parser("start", help="start the tracker and a collector per ready enterprise with data sources")
+    start.add_argument("--tracker-only", action="store_true",
+                       help="only the tracker: the rollout installs the collectors on the gateways")
     view = sub.add_parser("view", help="print the tracker's per-enterprise view")
     view.add_argument("--until", nargs=2, metavar=("stalled|flowing", "SLUG"),
                       help="first wait until this enterprise has a stalled source / all sources complete")
@@ -434,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         if args.cmd == "start":
-            return cmd_start(lab, args.out.resolve())
+            return cmd_start(lab, args.out.resolve(), collectors=not args.tracker_only)
         if args.cmd == "view":
             if args.until and args.until[0] not in ("stalled", "flowing"):
                 p.error("--until: stalled or flowing")

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from hazmon.lab.plan import Host
 
-NSPAWN_ENV = {"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "0"}
+NSPAWN_ENV = {
+    "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "0",
+    # /proc/sys/net writable (the rest of /proc/sys stays read-only): gateway_base sets net.*
+    # sysctls. Safe: each host has its own network namespace, so they are the host's own.
+    "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network",
+}
 
 
 def upper_dir(run_dir: Path, host: Host) -> Path:
@@ -53,6 +58,8 @@ def nspawn_argv(host: Host, rootfs: Path, run_dir: Path, key: Path, serial_tty: 
         f"{key}.pub:/root/.ssh/authorized_keys",
         "-b",
         "--console=passive",
+        # gateway_base loads an nftables ruleset: needs CAP_NET_ADMIN, confined to the host's netns.
+        "--capability=CAP_NET_ADMIN",
     ]
     if serial_tty is not None:
         # The gateway sees its RS-485 line as a tty (D1b): the pty's other end is the simulator's.

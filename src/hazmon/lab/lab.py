@@ -16,20 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hazmon.inventory.ansible import PROVINCE_BROKER_HOST
 from hazmon.inventory.loader import Inventory
-from hazmon.inventory.secrets import (
-    TRACKER_MQTT_CREDENTIAL,
-    TRACKER_MQTT_USER,
-    ensure_lab_vault,
-    mqtt_credential,
-)
+from hazmon.inventory.secrets import ensure_lab_vault
 from hazmon.inventory.validate import load_valid
 from hazmon.lab import net
 from hazmon.lab.devices import SimSpec, site_sims, tty_links
 from hazmon.lab.hosts import NSPAWN_ENV, ensure_ssh_key, nspawn_argv, upper_dir, wipe_upper
 from hazmon.lab.image import DEFAULT_CACHE, ensure_base
+from hazmon.lab.mirror import DEFAULT_CACHE as MIRROR_CACHE
+from hazmon.lab.mirror import ensure_mirror
 from hazmon.lab.plan import NS_PREFIX, PROVINCE_ROUTER, ROOT_IF, Host, LabPlan, build_plan
 from hazmon.lab.procs import ProcRecord, alive, descendants, pss_bytes, spawn, start_time, stop
+from hazmon.lab.province import PlayError, PlayResult, run_province_play
 from hazmon.lab.services import ServiceSpec, province_services
 from hazmon.lab.state import DEFAULT_STATE_DIR, LabState
 
@@ -59,6 +58,7 @@ class Lab:
     inventory_root: Path = DEFAULT_INVENTORY
     run_dir: Path = DEFAULT_STATE_DIR
     image_cache: Path = DEFAULT_CACHE
+    mirror_cache: Path = MIRROR_CACHE
     log: Callable[[str], None] = print
     _inv: Inventory | None = field(default=None, repr=False)
     _plan: LabPlan | None = field(default=None, repr=False)
@@ -99,6 +99,11 @@ class Lab:
         image = ensure_base(self.image_cache, log=self.log)
         if image.built_seconds is not None:
             timings["image_build_s"] = image.built_seconds
+        if inv.province is not None and inv.province.platform.mirror is not None:
+            # The province's package mirror (svc:mirror): cached like the image, free the second time.
+            mirror = ensure_mirror(self.mirror_cache, image.rootfs, log=self.log)
+            if mirror.built_seconds is not None:
+                timings["mirror_build_s"] = mirror.built_seconds
         st = self.state()
         if st.inventory and Path(st.inventory) != self.inventory_root.resolve():
             raise LabError(f"a lab of {st.inventory} is up; `hazmon lab down` it first")
@@ -113,15 +118,9 @@ class Lab:
         timings["network_s"] = time.monotonic() - t1
         t2 = time.monotonic()
         pending: list[tuple[ProcRecord, tuple[str, int, str] | None, Path | None]] = []
-        mqtt_users = {
-            s.enterprise.code: vault[mqtt_credential(s.enterprise)]
-            for s in plan.sites.values()
-            if mqtt_credential(s.enterprise) in vault
-        }
-        mqtt_users[TRACKER_MQTT_USER] = vault[TRACKER_MQTT_CREDENTIAL]
         assert inv.province is not None  # build_plan refused otherwise
         for spec in province_services(
-            plan, inv.province, vault, mqtt_users, self.run_dir, self.inventory_root.resolve()
+            plan, inv.province, vault, self.run_dir, self.inventory_root.resolve(), mirror_root=self.mirror_cache
         ):
             if self._available(spec.argv):
                 pending.append(self._ensure_service(st, spec))
@@ -137,8 +136,26 @@ class Lab:
         st.save()
         self._wait(pending)
         timings["processes_s"] = time.monotonic() - t2
+        # The province's own hosts (the broker) are configured by the rollout's playbook, so
+        # that right after `up` every gateway account works, as the rollout left it.
+        if inv.province.platform.mqtt.tls:
+            # The lab is no PKI: province_broker's preflight would rightly refuse TLS without the
+            # province's certificate. (inventories/lab has tls: false; synthetic inventories do not.)
+            self.log("warning: platform.mqtt.tls is true: the lab has no certificate for the broker, "
+                     f"so {PROVINCE_BROKER_HOST} is up but not configured")
+        else:
+            timings["province_play_s"] = self.provision_province().seconds
         timings["total_s"] = time.monotonic() - t0
         return timings
+
+    def provision_province(self) -> PlayResult:
+        """Run playbooks/province.yml against the lab's province hosts (idempotent: changed=0 on
+        a configured broker)."""
+        try:
+            result = run_province_play(self.inventory_root, self.ssh_key, self._log_path("ansible:province"))
+        except PlayError as exc:
+            raise LabError(str(exc)) from None
+        return result
 
     def _available(self, argv: list[str]) -> bool:
         """A simulator module not written yet is reported and skipped, not fatal (built in parallel)."""
@@ -168,11 +185,18 @@ class Lab:
                 net.ensure_addr(site.ns, LAN_BRIDGE, addr, 32)
         for host in plan.hosts.values():
             net.ensure_veth(host.site_ns, host.site_if, host.ns, "eth0")
-            net.enslave(host.site_ns, host.site_if, LAN_BRIDGE)
+            if not host.point_to_point:
+                net.enslave(host.site_ns, host.site_if, LAN_BRIDGE)
             net.link_up(host.site_ns, host.site_if)
             net.ensure_addr(host.ns, "eth0", host.address, host.prefix)
             net.link_up(host.ns, "eth0")
-            net.run(net.in_ns(host.ns, ["ip", "route", "replace", "default", "via", str(host.gateway)]))
+            default = ["ip", "route", "replace", "default", "via", str(host.gateway), "dev", "eth0"]
+            # A /32 has no on-link gateway: `onlink` says the router is at the other end of eth0
+            # (the province answers ARP for its own 198.18.0.1 there).
+            net.run(net.in_ns(host.ns, default + (["onlink"] if host.point_to_point else [])))
+            if host.point_to_point:
+                net.run(net.in_ns(host.site_ns, ["ip", "route", "replace", f"{host.address}/32",
+                                                 "dev", host.site_if, "src", str(host.gateway)]))
         for route in plan.routes:
             net.ensure_route(route)
 
@@ -187,8 +211,6 @@ class Lab:
 
     def _ensure_service(self, st: LabState, spec: ServiceSpec):
         running = self._running(st, spec.name)
-        if running is not None and spec.name == "svc:mosquitto":
-            os.kill(running.pid, signal.SIGHUP)  # its password file was just rewritten: reload it
         rec = running or self._record(
             st, spawn(spec.name, spec.ns, spec.argv, self._log_path(spec.name), "service")
         )
@@ -218,7 +240,9 @@ class Lab:
         for p in (sim_end, gw_end):
             if p.is_symlink():
                 p.unlink()
-        argv = ["socat", f"pty,raw,echo=0,link={sim_end}", f"pty,raw,echo=0,link={gw_end}"]
+        # The gateway's end as a Debian gateway's udev makes ttyS*: root:dialout 0660, so that
+        # the collector runs unprivileged in group dialout (GID 20 on Debian, here and in the hosts).
+        argv = ["socat", f"pty,raw,echo=0,link={sim_end}", f"pty,raw,echo=0,link={gw_end},group=20,perm=0660"]
         self._record(st, spawn(name, "", argv, self._log_path(name), "helper"))
         deadline = time.monotonic() + 10
         while not (sim_end.is_symlink() and gw_end.is_symlink()):
@@ -339,28 +363,44 @@ class Lab:
 
     # ------------------------------------------------------------------ hosts
 
-    def _restart_host(self, name: str, wipe: bool) -> None:
-        host = self.host(name)
+    def _restart_hosts(self, names: list[str], wipe: bool) -> None:
+        """Stop every named host at once, (wipe,) boot them all, then one wait: a batch of hosts
+        costs about one host's stop and boot, not their sum."""
+        hosts = [self.host(n) for n in dict.fromkeys(names)]
         st = self.state()
-        rec = st.processes.get(f"host:{name}")
+        recs = [r for h in hosts if (r := st.processes.get(f"host:{h.name}")) is not None and alive(r)]
+        for rec in recs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rec.pid, signal.SIGTERM)  # nspawn asks the container's systemd to power off
         problems: list[str] = []
-        if rec is not None:
-            self._stop_record(rec, problems)
-        if wipe:
-            wipe_upper(self.run_dir, host)
-        upper_dir(self.run_dir, host).mkdir(parents=True, exist_ok=True)
+        for rec in recs:
+            self._stop_record(rec, problems)  # waits for the shutdown asked for above
+        for msg in problems:
+            self.log(f"warning: {msg}")
         image = ensure_base(self.image_cache, log=self.log)
-        pending = [self._ensure_host(st, host, image.rootfs, self.ssh_key)]
+        pending = []
+        for host in hosts:
+            if wipe:
+                wipe_upper(self.run_dir, host)
+            upper_dir(self.run_dir, host).mkdir(parents=True, exist_ok=True)
+            pending.append(self._ensure_host(st, host, image.rootfs, self.ssh_key))
         st.save()
         self._wait(pending)
 
+    def reset_hosts(self, names: list[str]) -> None:
+        """Stop the hosts, wipe what they wrote (their UPPERs), boot them bare, in parallel."""
+        self._restart_hosts(names, wipe=True)
+
     def reset(self, name: str) -> None:
         """Stop the host, wipe what it wrote (its UPPER), boot it bare."""
-        self._restart_host(name, wipe=True)
+        self.reset_hosts([name])
 
     def reboot(self, name: str) -> None:
         """Stop and boot the host again, keeping what it wrote."""
-        self._restart_host(name, wipe=False)
+        self._restart_hosts([name], wipe=False)
+
+    def reboot_hosts(self, names: list[str]) -> None:
+        self._restart_hosts(names, wipe=False)
 
     # ------------------------------------------------------------------ status
 

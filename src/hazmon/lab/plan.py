@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, ip_network
 
+from hazmon.inventory.ansible import PROVINCE_BROKER_HOST, ROLE_PROVINCE_BROKER
 from hazmon.inventory.ansible import host_name as ansible_host_name
 from hazmon.inventory.loader import Inventory
 from hazmon.inventory.model import Annotation, DataSource, Enterprise, Protocol
@@ -66,18 +67,21 @@ class Route:
 
 @dataclass(frozen=True)
 class Host:
-    """A booted systemd host: a gateway or AI box of an enterprise."""
+    """A booted systemd host: a gateway or AI box of an enterprise, or a province host (broker)."""
 
     name: str
-    role: str  # access_gateway | daq_gateway | ai_box
-    enterprise: str  # enterprise code
-    site_ns: str
+    role: str  # access_gateway | daq_gateway | ai_box | province_broker
+    enterprise: str  # enterprise code ("" for a province host)
+    site_ns: str  # the namespace its veth's other end is in (the site's, or the province's)
     ns: str
     address: IPv4Address
     prefix: int
     gateway: IPv4Address
-    site_if: str  # its veth end in the site namespace (enslaved to the LAN bridge)
+    site_if: str  # its veth end in site_ns (enslaved to the site's LAN bridge unless point_to_point)
     serial_source: str | None = None  # a modbus_rtu data source whose tty is bound in as /dev/ttyS1
+    # A province host sits on its own /32 (no LAN): `default via <gateway> onlink` on its side,
+    # a /32 route to it on the province's side.
+    point_to_point: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,16 @@ class LabPlan:
                 return lk
         raise KeyError(name)
 
+    def hosts_of(self, key: str) -> list[Host]:
+        """The hosts of an enterprise given by code, slug or name."""
+        code = self.site_for(key).enterprise.code
+        return [h for h in self.hosts.values() if h.enterprise == code]
+
+    def hosts_of_batch(self, batch: int) -> list[Host]:
+        """The hosts of every enterprise of a rollout batch that is in the lab."""
+        codes = {c for c, s in self.sites.items() if s.enterprise.batch == batch}
+        return [h for h in self.hosts.values() if h.enterprise in codes]
+
     def site_for(self, key: str) -> Site:
         """The site of an enterprise given by code, slug or name."""
         for site in self.sites.values():
@@ -222,16 +236,43 @@ def build_plan(inv: Inventory) -> LabPlan:
     if inv.province is None:
         raise PlanError(f"{inv.root}: no province.yml; the lab needs the platform's addresses")
     platform = inv.province.platform
-    services = [platform.mqtt.host, platform.sip.host, platform.prometheus.host, *platform.ntp]
+    broker = lab_address(platform.mqtt.host, "province.yml platform.mqtt.host")
+    # Lab-started services answer on the province's loopback; the broker is a real host instead
+    # (the rollout's province_broker role configures it), so its address is not among them.
+    services = [("sip.host", platform.sip.host), ("prometheus.host", platform.prometheus.host)]
+    services += [(f"ntp[{i}]", a) for i, a in enumerate(platform.ntp)]
     if platform.alertmanager is not None:
-        services.append(platform.alertmanager.host)
+        services.append(("alertmanager.host", platform.alertmanager.host))
     if platform.tracker is not None:
-        services.append(platform.tracker.host)
-    svc = tuple(sorted({lab_address(a, "province.yml platform") for a in services}))
+        services.append(("tracker.host", platform.tracker.host))
+    if platform.mirror is not None:
+        services.append(("mirror.url", platform.mirror.netloc[0]))  # the lab's svc:mirror
+    svc_set: set[IPv4Address] = set()
+    for what, addr in services:
+        a = lab_address(addr, f"province.yml platform.{what}")
+        if a in (broker, PROVINCE_ROUTER):
+            # On the province's loopback it would shadow the host (or the router): nothing would
+            # reach the broker, or the service would be answered by the wrong machine.
+            taken = "the province broker host (platform.mqtt.host)" if a == broker else "the province router"
+            raise PlanError(f"province.yml platform.{what}: {a} is the address of {taken}; give it its own")
+        svc_set.add(a)
+    svc = tuple(sorted(svc_set))
 
     pool = LINK_POOL.subnets(new_prefix=30)
     prov = NS_PREFIX + "prov"
     plan = LabPlan(prov, svc, Link("root", "", ROOT_IF, prov, "root", next(pool), None))
+    plan.hosts[PROVINCE_BROKER_HOST] = Host(
+        name=PROVINCE_BROKER_HOST,
+        role=ROLE_PROVINCE_BROKER,
+        enterprise="",
+        site_ns=prov,
+        ns=f"{NS_PREFIX}h-{PROVINCE_BROKER_HOST}",
+        address=broker,
+        prefix=32,
+        gateway=PROVINCE_ROUTER,
+        site_if="broker",
+        point_to_point=True,
+    )
 
     for code in sorted(inv.cities):
         city = inv.cities[code]

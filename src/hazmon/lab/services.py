@@ -1,19 +1,23 @@
 """Province and city services the lab runs as real processes: configs on lab addresses, argv lists.
 
-Secrets reach them through 0600 files only (mosquitto's password file is hashed in place by
-`mosquitto_passwd -U`, so no password is ever on a command line).
+Secrets reach them through 0600 files only, so no password is ever on a command line. The MQTT
+broker is not among them: it is a real host (`province-broker`) the rollout's province_broker
+role configures, as production's is.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from hazmon.inventory.model import Province
-from hazmon.lab.plan import IPERF_PORT, PROVINCE_ROUTER, LabPlan
+from hazmon.inventory.model import MirrorEndpoint, Province, SipServer
+from hazmon.lab.mirror import DEFAULT_CACHE as MIRROR_CACHE
+from hazmon.lab.mirror import TREE
+from hazmon.lab.plan import IPERF_PORT, LAB_NET, PROVINCE_ROUTER, LabPlan, PlanError
 
 
 @dataclass(frozen=True)
@@ -36,45 +40,33 @@ def write_private(path: Path, text: str) -> Path:
     return path
 
 
-def mosquitto_password_file(path: Path, users: dict[str, str]) -> Path:
-    """Gateway accounts (user = enterprise code) hashed with mosquitto_passwd -U."""
-    write_private(path, "".join(f"{u}:{p}\n" for u, p in sorted(users.items())))
-    subprocess.run(["mosquitto_passwd", "-U", str(path)], check=True, capture_output=True)
-    return path
+def registrar_http_args(sip: SipServer) -> list[str]:
+    """--http-port from the inventory's sip.status_url, so that the registrar serves its state
+    exactly where the NVR role waits for a registration (the lab's registrar binds the SIP host)."""
+    if sip.status_url is None:
+        return []
+    url = urlsplit(sip.status_url)
+    if url.scheme != "http" or url.hostname != str(sip.host) or url.path not in ("", "/", "/registrations.json"):
+        raise PlanError(
+            f"province.yml platform.sip.status_url: {sip.status_url}: the lab's registrar serves "
+            f"http://{sip.host}:PORT/registrations.json only"
+        )
+    return ["--http-port", str(url.port or 80)]
 
 
 def province_services(
     plan: LabPlan,
     province: Province,
     vault: dict[str, str],
-    mqtt_users: dict[str, str],
     run_dir: Path,
     inventory: Path,
+    mirror_root: Path = MIRROR_CACHE,
 ) -> list[ServiceSpec]:
     p = province.platform
     svc = run_dir / "province"
     svc.mkdir(parents=True, exist_ok=True)
     ns = plan.province_ns
     specs: list[ServiceSpec] = []
-
-    passwd = mosquitto_password_file(svc / "mosquitto.passwd", mqtt_users)
-    conf = svc / "mosquitto.conf"
-    conf.write_text(
-        f"listener {p.mqtt.port} {p.mqtt.host}\n"
-        "allow_anonymous false\n"
-        f"password_file {passwd}\n"
-        "persistence false\n"
-        # Run as the lab's user: the password file is 0600 and must stay so.
-        "user root\n"
-        "log_dest stdout\n"
-        "max_queued_messages 1000\n",
-        encoding="utf-8",
-    )
-    specs.append(
-        ServiceSpec(
-            "svc:mosquitto", ns, ["mosquitto", "-c", str(conf)], (str(p.mqtt.host), p.mqtt.port, "tcp")
-        )
-    )
 
     sip_secret = write_private(svc / "sip.secret", vault["vault_sip_password"] + "\n")
     reg_state = svc / "registrar"
@@ -105,6 +97,7 @@ def province_services(
                 str(reg_state),
                 "--control",
                 str(control),
+                *registrar_http_args(p.sip),
             ],
             (str(p.sip.host), p.sip.port, "udp"),
             control,
@@ -172,4 +165,50 @@ def province_services(
                 name, where, ["iperf3", "-s", "-B", addr, "-p", str(IPERF_PORT)], (addr, IPERF_PORT, "tcp")
             )
         )
+    specs += ntp_services(ns, p.ntp, svc)
+    if p.mirror is not None:
+        specs.append(mirror_service(ns, p.mirror, mirror_root))
     return specs
+
+
+def ntp_services(ns: str, addresses: list[IPv4Address], svc: Path) -> list[ServiceSpec]:
+    """A real chronyd per platform NTP address, serving the lab from the machine's clock.
+
+    `-x`: it never adjusts the machine's clock (only serves it), and its pid file, drift file
+    and command socket are its own, under the lab's run dir, so that neither a chronyd of the
+    machine nor Debian's init script (which stops by /run/chrony/chronyd.pid) ever meets it.
+    """
+    specs = []
+    for i, addr in enumerate(addresses):
+        name = "svc:chrony" if i == 0 else f"svc:chrony-{i}"
+        state = svc / name.removeprefix("svc:")
+        state.mkdir(parents=True, exist_ok=True)
+        os.chmod(state, 0o700)  # chronyd refuses a command socket in a wider directory
+        conf = state / "chrony.conf"
+        conf.write_text(
+            "# hazmon lab: the province's NTP server; the machine's clock is the reference\n"
+            f"bindaddress {addr}\n"
+            f"allow {LAB_NET}\n"
+            # No upstream in the lab: serve the local clock, at a stratum no real source loses to.
+            "local stratum 8\n"
+            f"pidfile {state / 'chronyd.pid'}\n"
+            f"driftfile {state / 'chrony.drift'}\n"
+            f"bindcmdaddress {state / 'chronyd.sock'}\n"
+            "cmdport 0\n",
+            encoding="utf-8",
+        )
+        # -d: foreground, so the recorded PID is chronyd's; -u root: the run dir is root's 0700.
+        argv = ["chronyd", "-d", "-x", "-u", "root", "-f", str(conf)]
+        specs.append(ServiceSpec(name, ns, argv, (str(addr), 123, "udp")))
+    return specs
+
+
+def mirror_service(ns: str, mirror: MirrorEndpoint, mirror_root: Path) -> ServiceSpec:
+    """The province's package mirror (hazmon.lab.mirror serve) at the inventory's mirror URL."""
+    url = urlsplit(mirror.url)
+    host, port = mirror.netloc
+    if url.scheme != "http" or url.path.rstrip("/") != "/" + TREE:
+        raise PlanError(f"province.yml platform.mirror.url: {mirror.url}: the lab serves http://HOST[:PORT]/{TREE}")
+    argv = [sys.executable, "-m", "hazmon.lab.mirror", "serve", "--root", str(mirror_root)]
+    argv += ["--bind", host, "--port", str(port)]
+    return ServiceSpec("svc:mirror", ns, argv, (host, port, "tcp"))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hazmon.inventory import notice
 from hazmon.inventory.findings import Severity
 from hazmon.inventory.loader import Inventory, city_key, enterprise_key
-from hazmon.inventory.model import Programme
+from hazmon.inventory.model import Programme, Switch, SwitchPort
 from hazmon.inventory.reference import reference
 
 E, B, W = Severity.ERROR, Severity.BLOCKER, Severity.WARNING
@@ -80,6 +82,23 @@ def n5_cabinet(inv: Inventory) -> None:
                      "for the supplied devices", ent.code)
 
 
+@dataclass(frozen=True)
+class N6Ports:
+    """A monitoring switch's ports as N6 sees them, each list in inventory order."""
+
+    ai_box: list[SwitchPort]  # marked `connected: ai_box`
+    nvr: list[SwitchPort]  # marked `connected: nvr` or `nvr:<name>`
+    free: list[SwitchPort]  # nothing connected (`connected` absent)
+
+
+def n6_ports(sw: Switch) -> N6Ports:
+    """What N6 means by a port for the AI box, one for the NVR, and a free port (the switch_ports
+    role reserves from the same lists, so the rule and the rollout cannot disagree)."""
+    return N6Ports(ai_box=[p for p in sw.ports if p.connected == "ai_box"],
+                   nvr=[p for p in sw.ports if (p.connected or "").startswith("nvr")],
+                   free=[p for p in sw.ports if p.connected is None])
+
+
 def n6_switch_ports(inv: Inventory) -> None:
     """N6: two free monitoring-switch ports, one for the AI box and one for the NVR."""
     for ent in inv.enterprises:
@@ -87,9 +106,8 @@ def n6_switch_ports(inv: Inventory) -> None:
         if sw is None:
             inv.emit("N6", B, key, ("devices",), "no monitoring switch is recorded", ent.code)
             continue
-        ai = [p for p in sw.ports if p.connected == "ai_box"]
-        nvr = [p for p in sw.ports if (p.connected or "").startswith("nvr")]
-        free = [p for p in sw.ports if p.connected is None]
+        ports = n6_ports(sw)
+        ai, nvr, free = ports.ai_box, ports.nvr, ports.free
         short = (0 if ai else 1) + (0 if nvr else 1)
         if len(free) < short:
             inv.emit("N6", B, key, ("devices", "switch", "ports"),

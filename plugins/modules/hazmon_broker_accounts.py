@@ -1,0 +1,85 @@
+#!/usr/bin/python
+"""Ansible module: the province broker's accounts, derived from the hazmon inventory model."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: hazmon_broker_accounts
+short_description: List the province MQTT broker's accounts from the hazmon inventory
+description:
+  - Loads and validates the hazmon inventory at O(inventory) on the control node and returns one
+    account per data-acquisition gateway of an enterprise that is not in long-term shutdown (R4),
+    plus the province feed tracker's account.
+  - Each account names the vault variable holding its password, never the password itself.
+  - Runs on the control node (C(delegate_to=localhost)); it imports the hazmon package, which
+    must be importable by the Python running Ansible.
+  - Reads only; never reports a change.
+version_added: "0.1.0"
+author: hazmon
+options:
+  inventory:
+    description: The inventory folder (the one holding C(province.yml) and C(cities/)).
+    type: path
+    required: true
+attributes:
+  check_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Read the broker's accounts from the model
+  hazmon_broker_accounts:
+    inventory: "{{ hazmon_inventory_root }}"
+  delegate_to: localhost
+  run_once: true
+  check_mode: false
+  register: _accounts
+"""
+
+RETURN = r"""
+accounts:
+  description: The accounts, gateways by enterprise code first, then the tracker.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    user:
+      description: MQTT user name (the enterprise code for a gateway).
+      type: str
+    credential:
+      description: Name of the vault variable holding the account's password.
+      type: str
+    access:
+      description: C(write) (a gateway publishes) or C(read) (the tracker subscribes).
+      type: str
+    topic:
+      description: The topic filter the account may use that way.
+      type: str
+    enterprise:
+      description: The gateway's enterprise code, empty for the tracker.
+      type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec={"inventory": {"type": "path", "required": True}}, supports_check_mode=True)
+    try:
+        from hazmon.broker import broker_accounts
+        from hazmon.inventory.findings import InventoryError
+        from hazmon.inventory.validate import load_valid
+    except ImportError as exc:
+        module.fail_json(msg=f"the hazmon package is not importable by {module._name}'s Python: {exc}")
+        return
+    try:
+        inv, _ = load_valid(module.params["inventory"])
+    except InventoryError as exc:
+        module.fail_json(msg=f"hazmon inventory {module.params['inventory']} is invalid: {exc}")
+        return
+    module.exit_json(changed=False, accounts=[a.as_dict() for a in broker_accounts(inv)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""One batch's rollout, as `hazmon rollout --batch N` runs it (issue 5, point 3).
+
+Preflight for the whole batch, then province, rollout (waves of whole enterprises) and verify for
+the enterprises that passed; the ledger says afterwards where each one stands. A second run leaves
+out the enterprises already verified, so it continues where the first stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hazmon.inventory.validate import load_valid
+from hazmon.rollout import ledger
+from hazmon.rollout.runner import (
+    DEFAULT_MAX_FAIL_PERCENTAGE,
+    DEFAULT_WAVES,
+    PROVINCE_GROUP,
+    RolloutError,
+    Runner,
+    enterprise_hosts,
+    limit_for,
+    passed_gate,
+    serial_for,
+)
+
+PREFLIGHT = ("preflight.yml",)
+DEPLOY = ("province.yml", "rollout.yml", "verify.yml")
+CHECK = ("rollout.yml",)  # drift on provisioned hosts: the live checks would only add time
+DECOMMISSION = ("decommission.yml",)
+
+
+@dataclass
+class BatchResult:
+    batch: int
+    run_id: str
+    selected: list[str]  # enterprise codes this run worked on
+    skipped_done: list[str]  # verified before: left alone
+    passed_preflight: list[str] = field(default_factory=list)
+    serial: list[int] = field(default_factory=list)
+    progress: dict[str, ledger.EnterpriseProgress] = field(default_factory=dict)
+    not_ready: dict[str, list[str]] = field(default_factory=dict)  # code -> inventory blockers
+    changed: dict[str, int] = field(default_factory=dict)  # host -> changed tasks (this run)
+    check: bool = False
+    returncodes: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every enterprise this run worked on is verified, or (check mode) nothing drifted; those the
+        inventory itself holds back (not ready) are reported, not counted as failures."""
+        if self.check:
+            return all(rc == 0 for rc in self.returncodes)
+        return all(self.progress[c].done for c in self.selected if c in self.progress and c not in self.not_ready)
+
+
+def run_batch(root: Path, batch: int, runner: Runner, *, check: bool = False, everything: bool = False,
+              waves: Sequence[str] = DEFAULT_WAVES, only: Sequence[str] = (),
+              max_fail_percentage: int = DEFAULT_MAX_FAIL_PERCENTAGE) -> BatchResult:
+    inv, readiness = load_valid(root)  # an invalid inventory stops here: nothing is touched
+    in_batch = sorted((r for r in readiness if r.enterprise.batch == batch), key=lambda r: r.enterprise.slug)
+    if not in_batch:
+        batches = sorted({r.enterprise.batch for r in readiness if r.enterprise.batch is not None})
+        raise RolloutError(f"batch {batch}: no enterprise of {root} is in it (batches: {batches})")
+    if only:
+        unknown = [k for k in only if not any(k in (r.enterprise.code, r.enterprise.slug) for r in in_batch)]
+        if unknown:
+            raise RolloutError(f"{', '.join(unknown)}: not an enterprise (code or slug) of batch {batch}")
+        in_batch = [r for r in in_batch if r.enterprise.code in only or r.enterprise.slug in only]
+    hosts = enterprise_hosts(inv, readiness)
+    before = ledger.progress(ledger.read(runner.ledger_file))
+    codes = [r.enterprise.code for r in in_batch if hosts.get(r.enterprise.code)]
+    done = [] if (everything or check) else [c for c in codes if c in before and before[c].done]
+    selected = [c for c in codes if c not in done]
+    if check:
+        # Drift is a question about what the rollout put in place: enterprises it provisioned.
+        selected = [c for c in selected if c in before and before[c].stage in ("provisioned", "verified")]
+    result = BatchResult(batch, runner.run_id, selected, done, check=check)
+    result.not_ready = {r.enterprise.code: sorted({f.rule for f in r.blocking}) for r in in_batch if not r.ready}
+    if not selected:
+        result.progress = ledger.progress(ledger.read(runner.ledger_file))
+        return result
+
+    if check:
+        # Drift: what the rollout would change on provisioned hosts, with diffs; nothing is applied.
+        result.returncodes.append(runner.run(CHECK, limit_for(inv, selected), check=True))
+    else:
+        result.returncodes.append(runner.run(PREFLIGHT, limit_for(inv, selected)))
+        result.passed_preflight = passed_gate(runner.records(), ledger.Gate.PREFLIGHT, selected, hosts)
+        if result.passed_preflight:
+            result.serial = serial_for(result.passed_preflight, hosts, waves)
+            extra = {"rollout_serial": result.serial, "rollout_max_fail_percentage": max_fail_percentage}
+            result.returncodes.append(
+                runner.run(DEPLOY, limit_for(inv, result.passed_preflight, PROVINCE_GROUP), extra)
+            )
+    records = runner.records()
+    for rec in records:
+        if rec.status == ledger.Status.SUMMARY:
+            result.changed[rec.host] = result.changed.get(rec.host, 0) + int(rec.counts.get("changed", 0))
+    result.progress = ledger.progress(ledger.read(runner.ledger_file), include_check=False)
+    return result
+
+
+def decommission(root: Path, enterprises: Sequence[str], runner: Runner) -> int:
+    inv, _ = load_valid(root)
+    known = {e.code: e for e in inv.enterprises} | {e.slug: e for e in inv.enterprises}
+    missing = [e for e in enterprises if e not in known]
+    if missing:
+        raise RolloutError(f"{', '.join(missing)}: no such enterprise (code or slug) in {root}")
+    codes = [known[e].code for e in enterprises]
+    return runner.run(DECOMMISSION, limit_for(inv, codes, PROVINCE_GROUP))

@@ -1,0 +1,60 @@
+"""`hazmon rollout`: refusals before anything runs, and the ansible-playbook command it builds."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from hazmon.rollout.ledger import ENV_LEDGER, ENV_RUN
+from hazmon.rollout.runner import ANSIBLE_DEFAULTS_ENV, PROJECT_ROOT, Runner
+
+LAB = PROJECT_ROOT / "inventories" / "lab"
+HAZMON = str(Path(sys.executable).parent / "hazmon")
+
+
+def hazmon(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([HAZMON, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_an_unknown_batch_is_refused_and_nothing_runs(tmp_path: Path):
+    ledger = tmp_path / "ledger.jsonl"
+    proc = hazmon("rollout", str(LAB), "--batch", "99", "--ledger", str(ledger))
+    assert proc.returncode == 2
+    assert "batch 99" in proc.stderr and "batches: [1, 2]" in proc.stderr
+    assert not ledger.exists()
+
+
+def test_an_invalid_inventory_is_refused_naming_file_line_and_rule(tmp_path: Path):
+    inv = tmp_path / "lab"
+    shutil.copytree(LAB, inv, ignore=shutil.ignore_patterns(".cache"))
+    ent = inv / "cities" / "5101-chengdu" / "enterprises" / "labe0001-chem.yml"
+    text = ent.read_text(encoding="utf-8")
+    ent.write_text(text.replace("contracted_mbps: 20,", "contracted_mbps: 10,", 1), encoding="utf-8")
+    ledger = tmp_path / "ledger.jsonl"
+    proc = hazmon("rollout", str(inv), "--batch", "1", "--ledger", str(ledger))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "labe0001-chem.yml:7: error N2 [line.contracted_mbps]" in proc.stderr
+    assert not ledger.exists()  # not even preflight ran
+
+
+def test_the_command_line_and_environment_of_a_run(tmp_path: Path):
+    runner = Runner(LAB, tmp_path / "l.jsonl", run_id="r-1", verbosity=3)
+    argv = runner.argv(["preflight.yml"], "enterprise_labe0001:role_province_broker", {"rollout_serial": [5]})
+    assert argv[1:3] == ["-i", str(LAB / "hazmon.yml")]
+    assert "--limit" in argv and argv[argv.index("--limit") + 1] == "enterprise_labe0001:role_province_broker"
+    assert argv[-2] == "-vvv" and argv[-1] == str(PROJECT_ROOT / "playbooks" / "preflight.yml")
+    env = runner.env()
+    assert env[ENV_LEDGER] == str(tmp_path / "l.jsonl") and env[ENV_RUN] == "r-1"
+    assert env["ANSIBLE_CONFIG"] == str(PROJECT_ROOT / "ansible.cfg")
+    assert not set(ANSIBLE_DEFAULTS_ENV) & set(env) - set(__import__("os").environ)
+
+
+def test_ansible_defaults_mode_undoes_the_tuning(tmp_path: Path):
+    runner = Runner(LAB, tmp_path / "l.jsonl", ansible_defaults=True)
+    env = runner.env()
+    assert env["ANSIBLE_PIPELINING"] == "False" and env["ANSIBLE_FORKS"] == "5"
+    assert env["ANSIBLE_CACHE_PLUGIN"] == "memory"
+    argv = runner.argv(["rollout.yml"], None)
+    assert '"rollout_gather_subset": "all"' in argv[argv.index("-e") + 1]
