@@ -158,7 +158,8 @@ def test_the_switches_show_the_reserved_ports(rollout: Rollout):
         reserved = {p["description"].split()[0]: p for p in state["ports"].values()
                     if p["description"].startswith("hazmon:")}
         assert set(reserved) == {"hazmon:ai_box", "hazmon:nvr"}, (ent.slug, state["ports"])  # N6
-        assert all(p["link_type"] == "access" and not p["shutdown"] for p in reserved.values()), reserved
+        # Access mode: set explicitly, or the factory default (None), which is access on both vendors.
+        assert all(p["link_type"] in (None, "access") and not p["shutdown"] for p in reserved.values()), reserved
         if sw.vlan is not None:
             assert {p["vlan"] for p in reserved.values()} == {sw.vlan}, reserved
         assert state["saved_at"], "the switch's configuration was not saved"
