@@ -50,7 +50,8 @@ class BatchResult:
         """Every enterprise this run worked on is verified, or (check mode) nothing drifted; those the
         inventory itself holds back (not ready) are reported, not counted as failures."""
         if self.check:
-            return all(rc == 0 for rc in self.returncodes)
+            # ansible-playbook --check exits 0 whatever it would change: drift is in the recaps.
+            return all(rc == 0 for rc in self.returncodes) and not any(self.changed.values())
         return all(self.progress[c].done for c in self.selected if c in self.progress and c not in self.not_ready)
 
 
