@@ -105,8 +105,7 @@ def test_the_lab_serves_the_mirror_only_where_the_inventory_says() -> None:
 
 
 def _root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (debootstrap, namespaces)")
+    assert os.geteuid() == 0, "run the tests as root (README): the mirror test uses namespaces and a chroot"
 
 
 @pytest.fixture(scope="module")

@@ -60,8 +60,9 @@ def test_the_config_serves_the_lab_and_never_steers_the_clock(tmp_path: Path) ->
 
 @pytest.mark.integration
 def test_chronyd_answers_lab_clients_at_stratum_8_and_nobody_else(tmp_path: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("chronyd") is None:
-        pytest.skip("needs root and chronyd (deps/apt-packages.txt)")
+    # `make test` runs as root and installs chrony (deps/apt-packages.txt): without them this fails, never skips.
+    assert os.geteuid() == 0, "run the tests as root (README): the NTP server runs in a network namespace"
+    assert shutil.which("chronyd"), "chronyd is missing: scripts/bootstrap installs deps/apt-packages.txt"
     (spec,) = ntp_services("", [NTP_ADDR], tmp_path)
     client = tmp_path / "sntp.py"
     client.write_text(SNTP_CLIENT)

@@ -389,8 +389,7 @@ def probe_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.integration
 def test_link_probe_passes_a_20_mbit_line_and_refuses_8(probe_root: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespace, tc)")
+    assert os.geteuid() == 0, "run the tests as root (README): the shaped line needs a network namespace and tc"
     good = shaped_probe(20, probe_root)
     assert good["failed"] is False, good
     assert good["changed"] is False and good["bytes"] == 8 * 2**20
