@@ -7,21 +7,48 @@ each can carry its requirement ID (see ../shared/requirements/REQUIREMENTS.md).
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from enum import StrEnum
-from ipaddress import IPv4Address
+from functools import lru_cache
+from ipaddress import IPv4Address as _IPv4Address
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Strict(BaseModel):
-    """Base for every record: unknown keys are typos, and typos are errors."""
+    """Base for every record: unknown keys are typos, and typos are errors.
+
+    Mutable defaults (lists, records) are given as default_factory: pydantic deep-copies a default
+    value for every record that omits it (about 100,000 copies at national scale)."""
 
     model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+
+
+@lru_cache(maxsize=1 << 16)
+def _quad(text: str) -> _IPv4Address:
+    a, b, c, d = text.split(".")
+    return _IPv4Address(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+
+
+def _fast_ipv4(value: object) -> object:
+    """A dotted quad made an IPv4Address quickly; anything else goes to pydantic's own validator
+    unchanged, so that errors stay pydantic's. ipaddress parses each octet in Python (about a
+    tenth of loading 72,000 addresses at national scale); the regex accepts exactly what it does
+    (ASCII digits, no leading zeros), and addresses repeat (camera subnets): IPv4Address is
+    immutable, so one object per text is safe to share."""
+    if type(value) is str and _DOTTED_QUAD.fullmatch(value):
+        return _quad(value)
+    return value
+
+
+IPv4Address = Annotated[_IPv4Address, BeforeValidator(_fast_ipv4)]
 Mbps = Annotated[float, Field(ge=0)]
 Digits20 = Annotated[str, Field(pattern=r"^\d{20}$")]
 
@@ -203,7 +230,7 @@ class City(Strict):
     name: str
     en: str | None = None
     uplink: Uplink
-    contacts: list[Contact] = []
+    contacts: list[Contact] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- enterprise parts
@@ -236,7 +263,7 @@ class RegistryRecord(Strict):
 
     hazard_class: str = Field(alias="class")
     grade: int = Field(ge=1, le=4)
-    key_processes: list[str] = []
+    key_processes: list[str] = Field(default_factory=list)
 
 
 class Registration(Strict):
@@ -249,8 +276,8 @@ class HazardSource(Strict):
     name: str
     hazard_class: str = Field(alias="class")  # R2: 装置 / 罐区 / 库区
     grade: int = Field(ge=1, le=4)
-    key_processes: list[str] = []
-    registration: Registration = Registration()
+    key_processes: list[str] = Field(default_factory=list)
+    registration: Registration = Field(default_factory=Registration)
 
 
 class Box(Strict):
@@ -290,7 +317,7 @@ class Switch(Strict):
     credential: str
     rack_units: int = Field(default=1, ge=0)
     vlan: int = Field(default=100, ge=1, le=4094)
-    ports: list[SwitchPort] = []
+    ports: list[SwitchPort] = Field(default_factory=list)
 
 
 class OtherDevice(Strict):
@@ -304,9 +331,9 @@ class Devices(Strict):
     access_gateway: Box | None = None
     daq_gateway: Box | None = None
     ai_box: Box | None = None
-    nvrs: list[Nvr] = []
+    nvrs: list[Nvr] = Field(default_factory=list)
     switch: Switch | None = None
-    other: list[OtherDevice] = []
+    other: list[OtherDevice] = Field(default_factory=list)
 
 
 class Camera(Strict):
@@ -378,7 +405,7 @@ class DataSource(Strict):
     serial: Serial | None = None
     opc: Opc | None = None
     timeout: float = Field(default=1.0, gt=0, le=60)
-    tags: list[Tag] = []
+    tags: list[Tag] = Field(default_factory=list)
     tag_table: str | None = None  # CSV file beside the enterprise file, as DCS vendors export it
 
 
@@ -405,7 +432,7 @@ class Pipeline(Strict):
     pressure_mpa: float | None = None
     diameter_mm: float | None = None
     length_km: float | None = None
-    points: list[GeoPoint] = []
+    points: list[GeoPoint] = Field(default_factory=list)
     repair_team: RepairTeam | None = None
 
 
@@ -416,16 +443,16 @@ class Enterprise(Strict):
     programmes: list[Programme] = Field(min_length=1)
     batch: int | None = Field(default=None, ge=1)
     state: State = State.SURVEYED
-    annotations: list[Annotation] = []
-    route: Route = Route()
+    annotations: list[Annotation] = Field(default_factory=list)
+    route: Route = Field(default_factory=Route)
     line: DedicatedLine
     site: Site
-    hazard_sources: list[HazardSource] = []
-    fireworks_places: list[FireworksPlace] = []
-    devices: Devices = Devices()
-    cameras: list[Camera] = []
-    data_sources: list[DataSource] = []
-    pipelines: list[Pipeline] = []
+    hazard_sources: list[HazardSource] = Field(default_factory=list)
+    fireworks_places: list[FireworksPlace] = Field(default_factory=list)
+    devices: Devices = Field(default_factory=Devices)
+    cameras: list[Camera] = Field(default_factory=list)
+    data_sources: list[DataSource] = Field(default_factory=list)
+    pipelines: list[Pipeline] = Field(default_factory=list)
 
     @property
     def slug(self) -> str:
