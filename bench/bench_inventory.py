@@ -18,6 +18,7 @@ Targets (issue 2): validate <= 5 s and <= 1.5 GB; plugin --list <= 20 s and >= 1
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -75,19 +76,38 @@ def child(cmd_json: str) -> int:
     return 0
 
 
+def _generator_stamp(n: int) -> str:
+    """What the synthetic inventory was made from: the generator, the model and the rules it is
+    valid against (a rule tightened since makes an old one invalid), and the size."""
+    from hazmon.inventory import synth
+
+    digest = hashlib.sha256(f"{n}\0seed 1".encode())
+    for path in sorted(Path(synth.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def ensure_synth(n: int) -> Path:
+    """The synthetic inventory of n enterprises, generated again when the code that makes and checks
+    it has changed since (a stale one measured errors, not validation)."""
     out = CACHE / f"synth-{n}"
-    if not (out / "province.yml").exists() or not (out / "hazmon.yml").exists():
+    stamp_file = out / ".generator-stamp"  # dot file: neither the loader nor the plugin reads it
+    stamp = _generator_stamp(n)
+    current = stamp_file.read_text() if stamp_file.exists() else ""
+    if current != stamp or not (out / "province.yml").exists() or not (out / "hazmon.yml").exists():
         print(f"generating {out} ...", flush=True)
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "hazmon.cli.synth", "synth", "--enterprises", str(n),
                         "--out", str(out), "--force"], check=True, cwd=REPO)
+        stamp_file.write_text(stamp)
+        shutil.rmtree(CACHE / f"static-{n}", ignore_errors=True)  # made from the old one
         print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)
     return out
 
 
 def ensure_static(n: int) -> Path:
     """The plugin's hosts/groups/vars of synth-<n> written as one static YAML inventory."""
+    synth = ensure_synth(n)  # first: regenerating it drops a stale static copy
     out = CACHE / f"static-{n}" / "hosts.yml"
     if out.exists():
         return out
@@ -96,7 +116,7 @@ def ensure_static(n: int) -> Path:
     from hazmon.inventory.ansible import build, to_static_inventory
     from hazmon.inventory.validate import load_valid
 
-    inv, readiness = load_valid(ensure_synth(n))
+    inv, readiness = load_valid(synth)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
         yaml.dump(to_static_inventory(build(inv, readiness)), fh, Dumper=yaml.CSafeDumper, allow_unicode=True,
