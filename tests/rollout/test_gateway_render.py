@@ -96,9 +96,21 @@ def test_unknown_host(inv) -> None:
 
 
 def test_command_line() -> None:
-    done = subprocess.run([sys.executable, "-m", "hazmon.rollout.gateway", "labe0003-daq", "--inventory", str(LAB)],
-                          capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout)["collector"]["serial_ports"] == ["/dev/ttyS1"]
-    bad = subprocess.run([sys.executable, "-m", "hazmon.rollout.gateway", "nosuch-daq", "--inventory", str(LAB)],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "nosuch-daq: no gateway or AI box" in bad.stderr
+    done = subprocess.run([sys.executable, "-m", "hazmon.rollout.gateway", "labe0003-daq", "labe0001-agw",
+                           "--inventory", str(LAB)], capture_output=True, text=True, check=True)
+    out = json.loads(done.stdout)
+    assert sorted(out) == ["labe0001-agw", "labe0003-daq"]
+    assert out["labe0003-daq"]["collector"]["serial_ports"] == ["/dev/ttyS1"]
+    assert out["labe0001-agw"]["role"] == "access_gateway" and out["labe0001-agw"]["collector"] is None
+
+
+def test_command_line_fails_the_unknown_host_alone() -> None:
+    # One host the model cannot derive must not fail its batch's other hosts (run_once in the roles).
+    done = subprocess.run([sys.executable, "-m", "hazmon.rollout.gateway", "nosuch-daq", "labe0003-daq",
+                           "--no-collector", "--inventory", str(LAB)], capture_output=True, text=True, check=True)
+    out = json.loads(done.stdout)
+    assert "nosuch-daq: no gateway or AI box" in out["nosuch-daq"]["error"]
+    assert out["labe0003-daq"]["collector"] is None and out["labe0003-daq"]["output"]
+    bad = subprocess.run([sys.executable, "-m", "hazmon.rollout.gateway", "labe0003-daq", "--inventory",
+                          str(LAB / "nosuch")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "hazmon.rollout.gateway:" in bad.stderr

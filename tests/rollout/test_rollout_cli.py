@@ -51,10 +51,20 @@ def test_the_command_line_and_environment_of_a_run(tmp_path: Path):
     assert not set(ANSIBLE_DEFAULTS_ENV) & set(env) - set(__import__("os").environ)
 
 
+def test_plain_strategy_replaces_mitogen(tmp_path: Path):
+    assert "ANSIBLE_STRATEGY" not in Runner(LAB, tmp_path / "l.jsonl").extra_env
+    env = Runner(LAB, tmp_path / "l.jsonl", plain_strategy=True).env()
+    assert env["ANSIBLE_STRATEGY"] == "linear"
+    # ansible.cfg's strategy is Mitogen's, found in the project's plugins/strategy.
+    cfg = (PROJECT_ROOT / "ansible.cfg").read_text()
+    assert "\nstrategy = mitogen_linear\n" in cfg and "\nstrategy_plugins = plugins/strategy\n" in cfg
+
+
 def test_ansible_defaults_mode_undoes_the_tuning(tmp_path: Path):
     runner = Runner(LAB, tmp_path / "l.jsonl", ansible_defaults=True)
     env = runner.env()
     assert env["ANSIBLE_PIPELINING"] == "False" and env["ANSIBLE_FORKS"] == "5"
+    assert env["ANSIBLE_STRATEGY"] == "linear"  # no Mitogen
     assert env["ANSIBLE_CACHE_PLUGIN"] == "memory"
     argv = runner.argv(["rollout.yml"], None)
     assert '"rollout_gather_subset": "all"' in argv[argv.index("-e") + 1]

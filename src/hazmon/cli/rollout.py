@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ledger", help=f"ledger file (default ${ledger.ENV_LEDGER} or {ledger.DEFAULT_DIR}/<env>.jsonl)")
     p.add_argument("--ansible-defaults", action="store_true",
                    help="ansible-core's default tuning instead of ansible.cfg's (for comparison)")
+    p.add_argument("--plain-strategy", action="store_true",
+                   help="Ansible's own linear strategy instead of Mitogen's (ansible.cfg), e.g. for an "
+                        "ansible-core release Mitogen does not support yet")
     p.add_argument("-v", "--verbose", action="count", default=0, help="passed on to ansible-playbook")
     p.set_defaults(func=_main)
 
@@ -52,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _main(args: argparse.Namespace) -> int:
     root = env_dir(args.env_dir).resolve()
     runner = Runner(root, ledger.ledger_path(root.name, args.ledger), verbosity=args.verbose,
-                    ansible_defaults=args.ansible_defaults,
+                    ansible_defaults=args.ansible_defaults, plain_strategy=args.plain_strategy,
                     stream="stderr" if args.json else "stdout")
     try:
         if args.status:

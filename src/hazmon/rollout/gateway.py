@@ -1,12 +1,16 @@
 """What one gateway or AI box needs from the inventory model, derived on the control node.
 
 Host variables stay lean (the model holds tag tables, cameras, data sources), so the roles ask
-here, once per host (delegate_to: localhost):
+here, once per play batch for all its hosts: the action plugin hazmon_derive
+(plugins/action/hazmon_derive.py, run_once) calls derive_many inside ansible's own process, where
+the inventory plugin has already imported the model; the command line gives the same:
 
-    python -m hazmon.rollout.gateway --inventory DIR HOST [--management-prefix 16]
-                                     [--metrics-port 9920] [--secrets-dir DIR]
+    python -m hazmon.rollout.gateway --inventory DIR HOST [HOST...] [--management-prefix 16]
+                                     [--metrics-port 9920] [--secrets-dir DIR] [--no-collector]
 
-prints one JSON object:
+prints one JSON object keyed by host name. A host the model cannot derive gets {"error": reason}
+instead, so that the role fails that host alone (a failing enterprise stops only itself). Each
+host's object holds:
 
 - `management_networks`: where SSH and scrapes may come from: every platform address widened to
   `--management-prefix` (the province's e-government segment; city networks are the role's
@@ -159,7 +163,7 @@ def collector_part(inv: Inventory, ent: Enterprise, metrics_port: int, secrets_d
 
 
 def derive(inv: Inventory, host: str, management_prefix: int = 16, metrics_port: int = DEFAULT_METRICS_PORT,
-           secrets_dir: Path = DEFAULT_SECRETS_DIR) -> dict[str, object]:
+           secrets_dir: Path = DEFAULT_SECRETS_DIR, collector: bool = True) -> dict[str, object]:
     if inv.province is None:
         raise GatewayError(f"{inv.root}: no province.yml: the platform's addresses are unknown")
     ent, role = find_box(inv, host)
@@ -172,32 +176,50 @@ def derive(inv: Inventory, host: str, management_prefix: int = 16, metrics_port:
         "output": [asdict(f) for f in output_flows(platform, ent, role)],
         "collector": None,
     }
-    if role == ROLE_DAQ_GATEWAY and ent.data_sources:
+    if collector and role == ROLE_DAQ_GATEWAY and ent.data_sources:
         out["collector"] = collector_part(inv, ent, metrics_port, secrets_dir)
+    return out
+
+
+def derive_many(inv: Inventory, hosts: list[str], management_prefix: int = 16,
+                metrics_port: int = DEFAULT_METRICS_PORT, secrets_dir: Path = DEFAULT_SECRETS_DIR,
+                collector: bool = True) -> dict[str, dict[str, object]]:
+    """`derive` for each host; a host that cannot be derived gets {"error": reason}, so that the
+    roles fail that host alone (a failing enterprise stops only itself)."""
+    from hazmon.collector.config import ConfigError
+
+    out: dict[str, dict[str, object]] = {}
+    for host in hosts:
+        try:
+            out[host] = derive(inv, host, management_prefix, metrics_port, secrets_dir, collector=collector)
+        except (GatewayError, ConfigError) as exc:
+            out[host] = {"error": str(exc)}
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hazmon.rollout.gateway", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("host", help="the Ansible host name, e.g. labe0001-daq")
+    p.add_argument("hosts", nargs="+", metavar="host", help="Ansible host names, e.g. labe0001-daq")
     p.add_argument("--inventory", type=Path, required=True, help="the inventory folder")
     p.add_argument("--management-prefix", type=int, default=16)
     p.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT)
     p.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
+    p.add_argument("--no-collector", action="store_true",
+                   help="leave out the collector's config (gateway_base needs only the flows)")
     args = p.parse_args(argv)
 
-    from hazmon.collector.config import ConfigError
     from hazmon.inventory.findings import InventoryError
     from hazmon.inventory.validate import load_valid
 
     try:
         inv, _ = load_valid(args.inventory)
-        result = derive(inv, args.host, args.management_prefix, args.metrics_port, args.secrets_dir)
-    except (GatewayError, InventoryError, ConfigError) as exc:
+    except InventoryError as exc:
         print(f"hazmon.rollout.gateway: {exc}", file=sys.stderr)
         return 2
-    json.dump(result, sys.stdout, ensure_ascii=False, indent=1)
+    result = derive_many(inv, args.hosts, args.management_prefix, args.metrics_port, args.secrets_dir,
+                         collector=not args.no_collector)
+    json.dump(result, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
     return 0
 

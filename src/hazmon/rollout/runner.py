@@ -31,6 +31,9 @@ DEFAULT_WAVES = ("1", "25%", "100%")
 DEFAULT_MAX_FAIL_PERCENTAGE = 50  # a wave goes on while at most half its hosts failed
 PROVINCE_GROUP = "role_province_broker"
 
+# Ansible's own strategy, instead of ansible.cfg's Mitogen (which may lag a new ansible-core).
+PLAIN_STRATEGY = "linear"
+
 # ansible-core's own defaults for what ansible.cfg tunes (for `make bench`'s comparison): env
 # settings override the file, so the plugins and paths stay and only the tuning goes.
 ANSIBLE_DEFAULTS_ENV = {
@@ -39,7 +42,7 @@ ANSIBLE_DEFAULTS_ENV = {
     "ANSIBLE_GATHERING": "implicit",
     "ANSIBLE_CACHE_PLUGIN": "memory",
     "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=60s",
-    "ANSIBLE_STRATEGY": "linear",
+    "ANSIBLE_STRATEGY": PLAIN_STRATEGY,
 }
 
 
@@ -130,6 +133,7 @@ class Runner:
     run_id: str = field(default_factory=ledger.new_run_id)
     verbosity: int = 0
     ansible_defaults: bool = False  # bench: ansible-core's defaults instead of ansible.cfg's tuning
+    plain_strategy: bool = False  # Ansible's linear strategy instead of Mitogen's
     extra_env: dict[str, str] = field(default_factory=dict)
     # Where ansible's own output goes: our stdout, our stderr (when stdout carries JSON), or
     # captured into `output` (tests).
@@ -144,6 +148,8 @@ class Runner:
             ledger.ENV_RUN: self.run_id,
             "PYTHONUNBUFFERED": "1",
         })
+        if self.plain_strategy:
+            env["ANSIBLE_STRATEGY"] = PLAIN_STRATEGY
         if self.ansible_defaults:
             env.update(ANSIBLE_DEFAULTS_ENV)
         env.update(self.extra_env)
