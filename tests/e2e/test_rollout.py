@@ -169,7 +169,9 @@ def test_the_switches_show_the_reserved_ports(rollout: Rollout):
 
 def test_a_second_run_after_the_line_returns_completes_the_cut_one(rollout: Rollout):
     faults.link_up(rollout.lab, CUT)
-    result = rollout.run()
+    # With Ansible's own linear strategy: the fallback for an ansible-core that Mitogen (ansible.cfg's
+    # strategy, used by every other run here) does not follow yet takes a site from bare to verified.
+    result = rollout.run("--plain-strategy")
     ents = _by_slug(result)
     assert ents[CUT]["stage"] == "verified" and not ents[CUT]["failed_gate"], ents[CUT]
     # It continued where the first stopped: the verified ones were left alone.
