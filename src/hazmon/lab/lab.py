@@ -456,6 +456,8 @@ class Lab:
             "ansible_user=root",
             f"ansible_ssh_private_key_file={self.ssh_key}",
             "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'",
+            # The same for Mitogen's strategy (ansible.cfg), which does not read ssh_common_args for it.
+            "ansible_host_key_checking=false",
             "ansible_python_interpreter=/usr/bin/python3",
         ]
         return "\n".join(lines) + "\n"

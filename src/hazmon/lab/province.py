@@ -62,6 +62,7 @@ def connection_vars(ssh_key: Path) -> dict[str, str]:
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(ssh_key),
         "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "ansible_host_key_checking": "false",  # the same for Mitogen's strategy (ansible.cfg)
     }
 
 
