@@ -16,15 +16,9 @@ description:
   - Read-only, never changed; runs in check mode too. The text is stable (same model, same bytes).
 version_added: "0.5.0"
 author: hazmon
+extends_documentation_fragment:
+  - hazmon_site
 options:
-  inventory_root:
-    description: The inventory folder (C(hazmon_inventory_root)).
-    type: path
-    required: true
-  enterprise:
-    description: The enterprise's unified code (or slug).
-    type: str
-    required: true
   overrides:
     description:
       - >-

@@ -24,15 +24,9 @@ description:
   - Refuses an NVR whose inventory record says C(gb28181) is false (notice rule V2).
 version_added: "0.5.0"
 author: hazmon
+extends_documentation_fragment:
+  - hazmon_site
 options:
-  inventory_root:
-    description: The inventory folder (C(hazmon_inventory_root)); the model is loaded from it.
-    type: path
-    required: true
-  enterprise:
-    description: The enterprise's unified code (or slug).
-    type: str
-    required: true
   nvr:
     description: The NVR's name in the enterprise's record (C(hazmon_nvr_name)).
     type: str

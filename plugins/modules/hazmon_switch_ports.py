@@ -20,15 +20,9 @@ description:
   - Drives netmiko's C(huawei) (VRP, C(port default vlan)) and C(hp_comware) (Comware, C(port access vlan)).
 version_added: "0.5.0"
 author: hazmon
+extends_documentation_fragment:
+  - hazmon_site
 options:
-  inventory_root:
-    description: The inventory folder (C(hazmon_inventory_root)).
-    type: path
-    required: true
-  enterprise:
-    description: The enterprise's unified code (or slug).
-    type: str
-    required: true
   state:
     description: C(present) reserves the two ports; C(absent) releases every hazmon port.
     type: str

@@ -52,7 +52,13 @@ def test_module_documentation_matches_its_argument_spec(name: str) -> None:
     assert doc["module"] == name
     for text in _walk_descriptions(doc) + _walk_descriptions(returned):
         assert isinstance(text, str), f"a description that YAML read as {text!r}: quote it"
-    documented = doc["options"]
+    documented = dict(doc["options"])
+    for fragment in doc.get("extends_documentation_fragment", []):  # the shared options, as ansible-doc merges them
+        frag_path = ROLES.parent / "plugins" / "doc_fragments" / f"{fragment}.py"
+        frag_spec = importlib.util.spec_from_file_location(fragment, frag_path)
+        frag = importlib.util.module_from_spec(frag_spec)
+        frag_spec.loader.exec_module(frag)
+        documented.update(yaml.safe_load(frag.ModuleDocFragment.DOCUMENTATION)["options"])
     assert set(documented) == set(module.ARGUMENT_SPEC)
     for option, arg in module.ARGUMENT_SPEC.items():
         got = documented[option]
