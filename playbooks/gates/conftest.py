@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ import yaml
 from hazmon.inventory.loader import Inventory
 from hazmon.inventory.model import Enterprise
 from hazmon.inventory.validate import load_valid
+
+# The device roles Ansible (and so the gates) reach over SSH; the NVR and the switch are read
+# through their own protocols.
+SSH_ROLES = ("access_gateway", "daq_gateway", "ai_box")
 
 
 @dataclass(frozen=True)
@@ -79,24 +84,37 @@ def enterprise(inventory: Inventory, target: Target) -> Enterprise:
     return next(e for e in inventory.enterprises if e.code == target.enterprise)
 
 
+def _ssh_host(target: Target, sockets: Path) -> Any:
+    """The host over SSH, as Ansible reaches it (same address, user, key and options)."""
+    return testinfra.get_host(
+        f"ssh://{target.user}@{target.address}",
+        ssh_identity_file=target.key or None,
+        ssh_extra_args=target.ssh_args or None,
+        controlpath=str(sockets / target.name),  # testinfra %-formats the command
+        controlpersist=120,
+    )
+
+
 @pytest.fixture(scope="session")
-def _connections(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One SSH connection per host for the whole run (a ControlMaster socket each), not one per check."""
-    return {"dir": tmp_path_factory.mktemp("ssh"), "hosts": {}}
+def _connections(tmp_path_factory: pytest.TempPathFactory, plan: dict[str, Any]) -> dict[str, Any]:
+    """One SSH connection per host for the whole run (a ControlMaster socket each), not one per check,
+    all opened at once: the checks themselves run one after the other, and one handshake after the
+    other as they reach each box was a third of the gates' time. A box that does not answer fails
+    its own checks."""
+    sockets = tmp_path_factory.mktemp("ssh")
+    targets = [Target(**h) for h in plan["hosts"] if h["role"] in SSH_ROLES]
+    hosts = {t.name: _ssh_host(t, sockets) for t in targets}
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        list(pool.map(lambda host: host.run("true"), hosts.values()))
+    return {"dir": sockets, "hosts": hosts}
 
 
 @pytest.fixture
 def box(target: Target, _connections: dict[str, Any]) -> Any:
-    """The host over SSH, as Ansible reaches it (same address, user, key and options)."""
+    """The host over SSH (see _connections)."""
     hosts = _connections["hosts"]
     if target.name not in hosts:
-        hosts[target.name] = testinfra.get_host(
-            f"ssh://{target.user}@{target.address}",
-            ssh_identity_file=target.key or None,
-            ssh_extra_args=target.ssh_args or None,
-            controlpath=str(_connections["dir"] / target.name),  # testinfra %-formats the command
-            controlpersist=120,
-        )
+        hosts[target.name] = _ssh_host(target, _connections["dir"])
     return hosts[target.name]
 
 

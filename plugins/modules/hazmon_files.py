@@ -13,8 +13,10 @@ description:
     module execution costs about 0.3 s of CPU (Python compiles ansible's module_utils from the
     payload every time), so a role's ten config files cost 6 s per box and per run that way, and a
     batch of boxes shares the control node's cores with them in the lab.
-  - Contents come rendered from the control node (C(lookup('ansible.builtin.template', ...))), so
-    templates still start with C(ansible_managed).
+  - A file's C(template) (a file under the role's C(templates/)) is rendered on the control node by
+    the action plugin of the same name, as the template action renders it (so templates still start
+    with C(ansible_managed)); the module on the host gets the result as C(content). The template
+    lookup would do the same, but deep-copies all the host's variables for every file.
   - Each file is written only when its content differs (a temporary file beside it, validated, then
     renamed over it) or has its owner, group or mode fixed; C(changed_paths) lists what changed, so
     that handlers can act only on their own file (C(when:) on the handler).
@@ -31,7 +33,9 @@ options:
     default: []
   files:
     description:
-      - Files, each C({path, content, owner, group, mode, validate, diff, state}).
+      - Files, each C({path, content or template, owner, group, mode, validate, diff, state}).
+      - C(template) names a template of the role (rendered on the control node); C(content) is the
+        text itself. One of them is required unless C(state=absent).
       - C(validate) is a command run on the temporary file (C(%s)) before it replaces the file, e.g.
         C(/usr/sbin/sshd -t -f %s); a failure leaves the file untouched and fails the task.
       - C(state=absent) removes the file.
@@ -52,7 +56,7 @@ EXAMPLES = r"""
       - {path: /etc/systemd/journald.conf.d, owner: root, group: root, mode: "0755"}
     files:
       - path: /etc/ssh/sshd_config.d/10-hazmon.conf
-        content: "{{ lookup('ansible.builtin.template', 'etc/ssh/sshd_config.d/10-hazmon.conf.j2') }}"
+        template: etc/ssh/sshd_config.d/10-hazmon.conf.j2
         owner: root
         group: root
         mode: "0644"
@@ -170,7 +174,7 @@ def ensure_file(module: AnsibleModule, spec: dict, check: bool, diffs: list[dict
         return True
 
     if spec["content"] is None:
-        raise FilesError(f"{path}: content is required unless state is absent")
+        raise FilesError(f"{path}: content (or a template) is required unless state is absent")
     new = spec["content"].encode("utf-8")
     uid, gid = _ids(spec["owner"], spec["group"])
     mode = _mode(spec["mode"])

@@ -116,6 +116,16 @@ def test_first_run_from_bare_isolates_the_cut_enterprise(rollout: Rollout):
     # The ledger has the gate and the reason, per host, for the cut enterprise.
     recs = [r for r in rollout.records() if r.slug == CUT and r.status in ("failed", "unreachable")]
     assert any(r.gate == "preflight" and r.reason for r in recs)
+    # Preflight cut the rollout play's waves in the same run: a canary of one whole enterprise, then
+    # the others; none of the refused ones' hosts in any wave.
+    assert len(result["serial"]) == 2, result["serial"]
+    banner = "PLAY [Rollout | enterprise devices, wave by wave]"
+    waves = rollout.logs[-1].split(banner)[1:]
+    assert len(waves) == 2, rollout.logs[-1][-4000:]
+    hosts = [{line.split("[", 1)[1].split("]", 1)[0].split(" ")[0] for line in w.split("\nPLAY ")[0].splitlines()
+              if line.startswith(("ok: [", "changed: ["))} for w in waves]
+    assert len({h.split("-")[0] for h in hosts[0]}) == 1 and len(hosts[0]) == result["serial"][0], hosts[0]
+    assert not any(h.startswith((CUT, NOT_READY)) for w in hosts for h in w), hosts
 
 
 def test_every_rolled_out_enterprise_delivers_every_expected_tag(rollout: Rollout):

@@ -17,6 +17,7 @@ from hazmon.rollout.runner import (
     DEFAULT_MAX_FAIL_PERCENTAGE,
     DEFAULT_WAVES,
     PROVINCE_GROUP,
+    SITE,
     RolloutError,
     Runner,
     enterprise_hosts,
@@ -25,8 +26,11 @@ from hazmon.rollout.runner import (
     serial_for,
 )
 
-PREFLIGHT = ("preflight.yml",)
-DEPLOY = ("province.yml", "rollout.yml", "verify.yml")
+# One ansible-playbook run of site.yml: preflight cuts the rollout's waves itself (on enterprise
+# boundaries, over the devices it let through), so nothing needs a second process, a second
+# inventory load or a second connection to every box. One playbook file, not its four parts on
+# the command line: ansible-playbook skips the files after one in which a host failed.
+ROLLOUT = (str(SITE),)
 CHECK = ("rollout.yml",)  # drift on provisioned hosts: the live checks would only add time
 DECOMMISSION = ("decommission.yml",)
 
@@ -86,14 +90,11 @@ def run_batch(root: Path, batch: int, runner: Runner, *, check: bool = False, ev
         # Drift: what the rollout would change on provisioned hosts, with diffs; nothing is applied.
         result.returncodes.append(runner.run(CHECK, limit_for(inv, selected), check=True))
     else:
-        result.returncodes.append(runner.run(PREFLIGHT, limit_for(inv, selected)))
+        extra = {"rollout_waves": [str(w) for w in waves], "rollout_max_fail_percentage": max_fail_percentage}
+        result.returncodes.append(runner.run(ROLLOUT, limit_for(inv, selected, PROVINCE_GROUP), extra))
         result.passed_preflight = passed_gate(runner.records(), ledger.Gate.PREFLIGHT, selected, hosts)
-        if result.passed_preflight:
-            result.serial = serial_for(result.passed_preflight, hosts, waves)
-            extra = {"rollout_serial": result.serial, "rollout_max_fail_percentage": max_fail_percentage}
-            result.returncodes.append(
-                runner.run(DEPLOY, limit_for(inv, result.passed_preflight, PROVINCE_GROUP), extra)
-            )
+        # The waves preflight cut (the same function, over the same enterprises), for the summary.
+        result.serial = serial_for(result.passed_preflight, hosts, waves)
     records = runner.records()
     for rec in records:
         if rec.status == ledger.Status.SUMMARY:

@@ -1,11 +1,10 @@
 """`hazmon rollout`: runs the project's playbooks on a batch and reads the outcome from the ledger.
 
-A run is two ansible-playbook invocations sharing one run id: preflight on the whole batch, then
-province + rollout + verify on the enterprises that passed it. Splitting them lets the waves be
-cut on enterprise boundaries: Ansible's `serial` counts hosts, an enterprise has several of
-different kinds, and hosts that fail preflight drop out of later plays, so only after preflight
-are the host counts of each wave known. `playbooks/site.yml` runs the same plays in one go (for
-AWX or a plain ansible-playbook), with host-count waves.
+A run is one ansible-playbook invocation of site.yml's plays (province, preflight, rollout,
+verify) under one run id. The waves are cut on enterprise boundaries by preflight's last task
+(filter hazmon_rollout_serial, over serial_for below): Ansible's `serial` counts hosts, an
+enterprise has several of different kinds, and only after preflight is it known which enterprises
+go on. `site.yml` run by a plain ansible-playbook (AWX) gets the same waves.
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ from hazmon.inventory.secrets import VAULT_PASS_FILE
 from hazmon.rollout import ledger
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-PLAYBOOKS = PROJECT_ROOT / "playbooks"
+PLAYBOOKS = PROJECT_ROOT / "playbooks"  # where Runner.run finds a playbook given by name
+SITE = PROJECT_ROOT / "site.yml"
 DEFAULT_WAVES = ("1", "25%", "100%")
 DEFAULT_MAX_FAIL_PERCENTAGE = 50  # a wave goes on while at most half its hosts failed
 PROVINCE_GROUP = "role_province_broker"
