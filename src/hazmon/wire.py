@@ -3,13 +3,16 @@
 Topic:   hazmon/v1/<city>/<enterprise code>/<source name>
 Payload: UTF-8 JSON, one batch of samples of one source:
 
-    {"v": 1, "gw": "91510100MALABE0001", "seq": 1042, "src": "dcs", "sent": 1764323000.25,
-     "samples": [{"t": "LT-101", "ts": 1764323000.11, "v": 12.37}, ...]}
+    {"v": 1, "gw": "91510100MALABE0001", "seq": 1042, "ep": 6120598016474632931, "src": "dcs",
+     "sent": 1764323000.25, "samples": [{"t": "LT-101", "ts": 1764323000.11, "v": 12.37}, ...]}
 
 - `gw` is the gateway ID (the enterprise code: one data-acquisition gateway per site, N4).
-- `seq` is strictly increasing per gateway and survives restarts; it is assigned when the
+- `seq` is strictly increasing per gateway queue and survives restarts; it is assigned when the
   batch is written to the gateway's durable queue, so a batch re-sent after a crash or an
   outage carries the same seq and the tracker drops it as a duplicate.
+- `ep` (optional) is the queue epoch: a random id the gateway's queue gets when it is created.
+  A re-imaged, replaced or reset gateway's queue numbers from 1 again under a new epoch, so the
+  tracker deduplicates by (gw, ep, seq). Absent (0 in `Batch.epoch`) from older collectors.
 - `ts` is the read time (Unix seconds, gateway clock, NTP-disciplined); `v` is the engineering
   value after scale and offset. `sent` is when this copy was published (replays differ).
 """
@@ -21,6 +24,8 @@ import math
 from dataclasses import dataclass
 
 SCHEMA_VERSION = 1
+# `ep` is an SQLite INTEGER on both ends (the gateway's queue, the tracker's state): 63 bits.
+MAX_EPOCH = 2**63 - 1
 TOPIC_ROOT = f"hazmon/v{SCHEMA_VERSION}"
 
 
@@ -58,17 +63,16 @@ class Batch:
     source: str
     samples: tuple[Sample, ...]
     sent: float = 0.0
+    epoch: int = 0  # the queue epoch (`ep`); 0: absent, a collector from before epochs
 
     def encode(self) -> bytes:
+        fields: dict[str, object] = {"v": SCHEMA_VERSION, "gw": self.gateway, "seq": self.seq}
+        if self.epoch:
+            fields["ep"] = self.epoch
+        fields.update(src=self.source, sent=self.sent,
+                      samples=[{"t": s.tag, "ts": s.ts, "v": s.value} for s in self.samples])
         return json.dumps(
-            {
-                "v": SCHEMA_VERSION,
-                "gw": self.gateway,
-                "seq": self.seq,
-                "src": self.source,
-                "sent": self.sent,
-                "samples": [{"t": s.tag, "ts": s.ts, "v": s.value} for s in self.samples],
-            },
+            fields,
             separators=(",", ":"),
             ensure_ascii=False,
         ).encode()
@@ -85,10 +89,14 @@ def decode(payload: bytes) -> Batch:
         seq = int(raw["seq"])
         if seq < 0:
             raise WireError("negative seq")
+        epoch = raw.get("ep", 0)
+        # A JSON integer only (bool is an int to Python): a float or a string is a broken sender.
+        if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
+            raise WireError(f"ep {epoch!r} is not an integer in 0..2^63-1")
         for s in samples:
             if not (math.isfinite(s.ts) and math.isfinite(s.value)):
                 raise WireError(f"sample of {s.tag} is not finite")
-        return Batch(str(raw["gw"]), seq, str(raw["src"]), samples, float(raw.get("sent", 0.0)))
+        return Batch(str(raw["gw"]), seq, str(raw["src"]), samples, float(raw.get("sent", 0.0)), epoch)
     except WireError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

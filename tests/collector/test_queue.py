@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
+
+import pytest
 
 from hazmon import wire
 from hazmon.collector.backoff import backoff_delays
@@ -58,13 +61,72 @@ def test_full_queue_drops_oldest_and_counts(tmp_path):
     q.close()
 
 
+def test_queue_epoch_is_made_once_with_the_database(tmp_path):
+    q = DurableQueue(tmp_path / "q.db", max_samples=1000)
+    epoch = q.epoch
+    assert 0 < epoch <= wire.MAX_EPOCH
+    q.put("dcs", samples(1))
+    q.close()
+    q = DurableQueue(tmp_path / "q.db", max_samples=1000)
+    assert q.epoch == epoch, "reopening keeps the epoch"
+    q.close()
+    for f in tmp_path.glob("q.db*"):  # a re-imaged gateway: the queue database is gone
+        f.unlink()
+    q = DurableQueue(tmp_path / "q.db", max_samples=1000)
+    assert q.epoch != epoch
+    assert q.put("dcs", samples(1)).seq == 1  # why the epoch is needed: seqs start again
+    q.close()
+
+
+def test_a_queue_from_before_epochs_gets_one_and_keeps_its_rows(tmp_path):
+    q = DurableQueue(tmp_path / "q.db", max_samples=1000)
+    q.put("dcs", samples(2))
+    q.put("gds", samples(3))
+    q.close()
+    with sqlite3.connect(tmp_path / "q.db") as db:  # as a collector from before epochs left it
+        db.execute("DELETE FROM meta WHERE key = 'epoch'")
+    db.close()
+    q = DurableQueue(tmp_path / "q.db", max_samples=1000)
+    epoch = q.epoch
+    assert epoch > 0
+    assert [(r.seq, r.n) for r in q.fetch(0, None, 10)] == [(1, 2), (2, 3)]
+    assert q.put("dcs", samples(1)).seq == 3
+    q.close()
+    q = DurableQueue(tmp_path / "q.db", max_samples=1000)
+    assert q.epoch == epoch
+    q.close()
+
+
 def test_envelope_decodes_with_wire():
     s = [("LT-101", 1764323000.11, 12.37), ("温度", 1764323000.12, -1e-9)]
-    payload = message("91510100MALABE0001", 1042, "dcs", encode_samples(s), 1764323000.25)
-    b = wire.decode(payload)
-    assert b == wire.Batch("91510100MALABE0001", 1042, "dcs",
-                           tuple(wire.Sample(*x) for x in s), 1764323000.25)
-    assert wire.decode(b.encode()) == b
+    samples_json = encode_samples(s)
+    sample_tuple = tuple(wire.Sample(*x) for x in s)
+    for epoch in (0, 1, 6120598016474632931, wire.MAX_EPOCH):
+        payload = message("91510100MALABE0001", 1042, "dcs", samples_json, 1764323000.25, epoch)
+        assert (b'"ep":' in payload) == (epoch != 0), "epoch 0 leaves ep out, as from an older collector"
+        b = wire.decode(payload)
+        assert b == wire.Batch("91510100MALABE0001", 1042, "dcs", sample_tuple, 1764323000.25, epoch)
+        assert b.epoch == epoch
+        assert wire.decode(b.encode()) == b
+        assert b.encode() == payload
+
+
+def test_without_ep_a_batch_is_epoch_0():
+    payload = b'{"v":1,"gw":"G","seq":3,"src":"dcs","sent":1.5,"samples":[{"t":"T","ts":1.0,"v":2.0}]}'
+    assert wire.decode(payload).epoch == 0
+
+
+def test_unknown_fields_are_ignored():
+    # What lets `ep` be optional within v1: a receiver reads only the fields it knows.
+    payload = b'{"v":1,"gw":"G","seq":3,"ep":7,"zz":[1],"src":"dcs","samples":[]}'
+    assert wire.decode(payload) == wire.Batch("G", 3, "dcs", (), 0.0, 7)
+
+
+@pytest.mark.parametrize("ep", ["-1", "1.5", "1.0", '"7"', "true", "null", "[7]", str(2**63)])
+def test_a_bad_ep_is_refused(ep):
+    payload = f'{{"v":1,"gw":"G","seq":3,"ep":{ep},"src":"dcs","samples":[]}}'.encode()
+    with pytest.raises(wire.WireError, match="ep"):
+        wire.decode(payload)
 
 
 def test_non_finite_values_are_split_off():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from hazmon.tracker.expected import load_expectations
+from hazmon.tracker.metrics import TrackerCollector
 from hazmon.tracker.service import Tracker
 from hazmon.tracker.settings import SettingsError, Thresholds, TrackerSettings, load_settings
 from hazmon.wire import Batch, Sample, topic
@@ -17,10 +20,19 @@ DCS = (LAB_CODE, "dcs")
 # In range, below every alarm set point of the lab plant's tag table.
 GOOD = {"LT-101": 10.0, "TT-101": 25.0, "PT-101": 0.5, "FT-101": 100.0,
         "TT-201": 200.0, "PT-201": 4.0, "GT-101": 0.0, "GT-201": 0.0}
+# Two queue epochs of the lab gateway: before and after it is re-imaged.
+EP_A, EP_B = 6120598016474632931, 42
 
 
-def payload(seq: int, samples: dict[str, float], ts: float, gw: str = LAB_CODE, src: str = "dcs") -> bytes:
-    return Batch(gw, seq, src, tuple(Sample(t, ts, v) for t, v in samples.items())).encode()
+def payload(seq: int, samples: dict[str, float], ts: float, gw: str = LAB_CODE, src: str = "dcs",
+            ep: int = 0) -> bytes:
+    return Batch(gw, seq, src, tuple(Sample(t, ts, v) for t, v in samples.items()), epoch=ep).encode()
+
+
+def gateway_metrics(t: Tracker, gw: str = LAB_CODE) -> dict[str, float]:
+    """The per-gateway series of /metrics, by sample name."""
+    return {s.name: s.value for fam in TrackerCollector(t).collect() for s in fam.samples
+            if s.labels.get("gateway") == gw}
 
 
 def make(inventory: Path, state: Path, **th: float) -> Tracker:
@@ -45,6 +57,93 @@ def test_duplicates_dropped_and_everything_survives_a_restart(inventory: Path, t
     assert t.receive(top, payload(3, {"LT-101": 12.0}, T0 + 2)) == "accepted"
     assert src.tags["LT-101"].value == 12.0
     t.close()
+
+
+def test_a_reimaged_gateway_is_not_taken_for_duplicates(
+        inventory: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    state = tmp_path / "state.db"
+    t = make(inventory, state)
+    top = topic("5101", LAB_CODE, "dcs")
+    for seq in (1, 2, 4, 5):  # seq 3 not received yet
+        assert t.receive(top, payload(seq, {"LT-101": 10.0 + seq}, T0 + seq, ep=EP_A)) == "accepted"
+    assert gateway_metrics(t)["hazmon_tracker_gateway_missing_batches"] == 1
+    # Re-imaged: the new queue numbers from 1 again, under a new epoch.
+    with caplog.at_level(logging.INFO, logger="hazmon.tracker.state"):
+        assert t.receive(top, payload(1, {"LT-101": 7.0}, T0 + 100, ep=EP_B)) == "accepted"
+    assert f"new queue (epoch {EP_B}, was {EP_A})" in caplog.text
+    src = t.state.sources[DCS]
+    assert src.tags["LT-101"].value == 7.0
+    assert t.receive(top, payload(1, {"LT-101": 99.0}, T0 + 100, ep=EP_B)) == "duplicate"
+    # A late copy from the old queue: still a duplicate, and the new epoch stays current.
+    assert t.receive(top, payload(5, {"LT-101": 99.0}, T0 + 5, ep=EP_A)) == "duplicate"
+    assert t.receive(top, payload(2, {"LT-101": 8.0}, T0 + 101, ep=EP_B)) == "accepted"
+    assert src.tags["LT-101"].value == 8.0
+    assert (src.accepted, src.duplicate_batches) == (6, 2)
+    m = gateway_metrics(t)
+    assert m["hazmon_tracker_gateway_epoch_changes_total"] == 1
+    assert m["hazmon_tracker_gateway_missing_batches"] == 0, "the old queue's missing seq 3 is not the new one's"
+    t.close()
+
+    t = make(inventory, state)  # a restart: the epochs and their seqs come back from the store
+    assert t.receive(top, payload(1, {"LT-101": 99.0}, T0 + 100, ep=EP_B)) == "duplicate"
+    assert t.receive(top, payload(4, {"LT-101": 99.0}, T0 + 4, ep=EP_A)) == "duplicate"
+    assert t.receive(top, payload(3, {"LT-101": 13.0}, T0 + 3, ep=EP_A)) == "accepted"  # first delivery
+    assert t.receive(top, payload(3, {"LT-101": 9.0}, T0 + 102, ep=EP_B)) == "accepted"
+    assert t.state.gateways[LAB_CODE].epoch == EP_B
+    assert gateway_metrics(t)["hazmon_tracker_gateway_epoch_changes_total"] == 1
+    t.close()
+
+
+# What a tracker of state schema 1 (before queue epochs) created, verbatim.
+SCHEMA_1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS gateways (gateway TEXT PRIMARY KEY, seqs TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+  enterprise TEXT NOT NULL, source TEXT NOT NULL,
+  accepted REAL NOT NULL, duplicates REAL NOT NULL, duplicate_batches REAL NOT NULL,
+  out_of_range_samples REAL NOT NULL, rate_violations REAL NOT NULL, alarm_crossings REAL NOT NULL,
+  unknown_tag_samples REAL NOT NULL, last_sample_ts REAL NOT NULL, last_receive_ts REAL NOT NULL,
+  PRIMARY KEY (enterprise, source)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tags (
+  enterprise TEXT NOT NULL, source TEXT NOT NULL, tag TEXT NOT NULL,
+  ts REAL NOT NULL, value REAL NOT NULL, change_ts REAL NOT NULL, rate_violation_ts REAL NOT NULL,
+  PRIMARY KEY (enterprise, source, tag)) WITHOUT ROWID;
+INSERT INTO meta VALUES ('schema', '1');
+"""
+
+
+def test_a_state_file_from_before_epochs_loads(inventory: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    db = sqlite3.connect(state)
+    db.executescript(SCHEMA_1)
+    db.execute("INSERT INTO gateways VALUES (?, ?)", (LAB_CODE, "[[1],[40],0]"))
+    db.execute("INSERT INTO counters VALUES ('malformed_schema', 4)")
+    db.execute("INSERT INTO sources VALUES (?, 'dcs', 40, 3, 3, 0, 0, 0, 0, ?, ?)", (LAB_CODE, T0, T0))
+    db.execute("INSERT INTO tags VALUES (?, 'dcs', 'LT-101', ?, 12.5, ?, ?)", (LAB_CODE, T0, T0, T0 - 9))
+    db.commit()
+    db.close()
+
+    t = make(inventory, state)
+    src = t.state.sources[DCS]
+    assert (src.accepted, src.duplicate_batches, src.tags["LT-101"].value) == (40, 3, 12.5)
+    assert t.state.counters["malformed_schema"] == 4
+    top = topic("5101", LAB_CODE, "dcs")
+    # Its seqs are epoch 0's: what a collector from before epochs sends (no `ep`).
+    assert t.receive(top, payload(40, {"LT-101": 99.0}, T0 + 1)) == "duplicate"
+    assert t.receive(top, payload(41, {"LT-101": 13.0}, T0 + 1)) == "accepted"
+    assert t.receive(top, payload(1, {"LT-101": 14.0}, T0 + 2, ep=EP_A)) == "accepted"
+    t.close()
+
+    t = make(inventory, state)
+    assert t.state.gateways[LAB_CODE].epoch == EP_A
+    assert t.receive(top, payload(41, {"LT-101": 99.0}, T0 + 1)) == "duplicate"
+    assert t.receive(top, payload(1, {"LT-101": 99.0}, T0 + 2, ep=EP_A)) == "duplicate"
+    assert t.state.sources[DCS].tags["LT-101"].value == 14.0
+    t.close()
+    db = sqlite3.connect(state)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    db.close()
 
 
 def test_malformed_and_unknown_senders_are_counted_not_kept(inventory: Path, tmp_path: Path) -> None:

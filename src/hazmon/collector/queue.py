@@ -1,19 +1,26 @@
 """The durable on-disk queue (SQLite, WAL): every sample stays here until the broker PUBACKs it.
 
 A batch gets its sequence number in the same transaction that writes it, so a batch re-sent
-after an outage or a crash carries the same (gateway, seq) and the tracker drops the copy.
+after an outage or a crash carries the same (gateway, epoch, seq) and the tracker drops the copy.
 The last seq lives in a meta row, so seqs keep increasing even when the queue is empty.
+
+The queue's epoch, a random id made once with the database, goes with every batch (wire `ep`):
+a re-imaged, replaced or reset gateway's queue numbers from 1 again, and only the new epoch
+tells the tracker that its seq 1 is not a copy of the old queue's seq 1.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from hazmon.wire import MAX_EPOCH
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -61,6 +68,10 @@ class DurableQueue:
         self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        # Made once, with the database (a queue from before epochs gets one on its first open);
+        # never 0, which on the wire means "no epoch".
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('epoch', ?)", (1 + secrets.randbelow(MAX_EPOCH),))
+        self.epoch: int = self._meta("epoch")
         n, count = self._db.execute("SELECT COALESCE(SUM(n), 0), COUNT(*) FROM batches").fetchone()
         self.depth_samples: int = n
         self.depth_batches: int = count

@@ -59,9 +59,9 @@ class Collector:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then stop polling, flush what the broker will take, and close."""
         self.http = serve(self.registry, self.cfg.metrics.host, self.cfg.metrics.port)
-        log.info("gateway %s: %d source(s), metrics on %s:%d, queue %s holds %d sample(s)", self.cfg.gateway,
-                 len(self.cfg.sources), self.cfg.metrics.host, self.metrics_port, self.cfg.queue.path,
-                 self.queue.depth_samples)
+        log.info("gateway %s: %d source(s), metrics on %s:%d, queue %s (epoch %d) holds %d sample(s)",
+                 self.cfg.gateway, len(self.cfg.sources), self.cfg.metrics.host, self.metrics_port,
+                 self.cfg.queue.path, self.queue.epoch, self.queue.depth_samples)
         self.uplink.start()
         pollers = [make_poller(s, self.cfg.backoff, self.enqueue, self.stats.sources[s.name])
                    for s in self.cfg.sources]

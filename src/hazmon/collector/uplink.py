@@ -7,7 +7,7 @@ One sender thread owns the publish order:
   interleaved with live data, within a byte budget (queue.replay_bytes_per_second).
 paho keeps the in-flight window (at most mqtt.max_inflight messages) and re-sends it itself
 after a reconnect; the backlog skips those seqs. A copy may still reach the broker twice
-(PUBACK lost): the tracker drops it by (gw, seq).
+(PUBACK lost): the tracker drops it by (gw, ep, seq).
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ class Uplink:
         return cursor
 
     def _publish(self, row: Row) -> int:
-        payload = message(self.cfg.gateway, row.seq, row.source, row.samples, time.time())
+        payload = message(self.cfg.gateway, row.seq, row.source, row.samples, time.time(), self.queue.epoch)
         info = self.client.publish(wire.topic(self.cfg.city, self.cfg.gateway, row.source), payload, qos=1)
         # NO_CONN: paho keeps a QoS 1 message and sends it when the connection is back.
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):

@@ -1,8 +1,8 @@
 """Build a hazmon.wire v1 message around a queued batch without decoding and re-encoding it.
 
 The queue stores each batch's "samples" array already in wire JSON; at publish time only the
-envelope (gw, seq, src, sent) is added. This is what lets a one-hour backlog replay quickly.
-tests/collector/test_wireformat.py checks that hazmon.wire.decode reads it back exactly.
+envelope (gw, seq, ep, src, sent) is added. This is what lets a one-hour backlog replay quickly.
+tests/collector/test_queue.py checks that hazmon.wire.decode reads it back exactly.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import json
 from hazmon.wire import SCHEMA_VERSION
 
 
-def message(gateway: str, seq: int, source: str, samples_json: str, sent: float) -> bytes:
+def message(gateway: str, seq: int, source: str, samples_json: str, sent: float, epoch: int = 0) -> bytes:
+    """`epoch` 0 leaves `ep` out, as wire.Batch.encode does."""
+    ep = f',"ep":{int(epoch)}' if epoch else ""
     return (
-        f'{{"v":{SCHEMA_VERSION},"gw":{json.dumps(gateway, ensure_ascii=False)},"seq":{int(seq)},'
+        f'{{"v":{SCHEMA_VERSION},"gw":{json.dumps(gateway, ensure_ascii=False)},"seq":{int(seq)}{ep},'
         f'"src":{json.dumps(source, ensure_ascii=False)},"sent":{float(sent)!r},"samples":{samples_json}}}'
     ).encode()

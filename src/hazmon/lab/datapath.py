@@ -216,7 +216,8 @@ def wait_tracker(setup: TrackerSetup, proc: subprocess.Popen, timeout: float = 2
 
 
 def tracker_seqs(state: Path, gateway: str) -> tuple[list[int], list[int], int] | None:
-    """The tracker's seen-seq intervals of a gateway from its state file: (los, his, abandoned)."""
+    """The tracker's seen-seq intervals of a gateway's current queue epoch from its state file:
+    (los, his, abandoned)."""
     db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     try:
         row = db.execute("SELECT seqs FROM gateways WHERE gateway=?", (gateway,)).fetchone()

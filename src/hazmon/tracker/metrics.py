@@ -21,8 +21,8 @@ ES = ["enterprise", "source"]
 # (metric suffix, SourceState attribute, help) for per-source counters.
 _SOURCE_COUNTERS = (
     ("samples_accepted", "accepted", "Samples kept (first delivery of their batch)."),
-    ("samples_duplicate", "duplicates", "Samples of batches already seen, by (gateway, seq): dropped."),
-    ("batches_duplicate", "duplicate_batches", "Batches already seen, by (gateway, seq): dropped."),
+    ("samples_duplicate", "duplicates", "Samples of batches already seen, by (gateway, epoch, seq): dropped."),
+    ("batches_duplicate", "duplicate_batches", "Batches already seen, by (gateway, epoch, seq): dropped."),
     ("samples_out_of_range", "out_of_range_samples", "Accepted samples outside the instrument range."),
     ("rate_violations", "rate_violations", "Sample-to-sample changes faster than plausible (真实性)."),
     ("alarm_crossings", "alarm_crossings", "Times a tag entered an alarm level (set point crossed)."),
@@ -51,7 +51,9 @@ class TrackerCollector(Collector):
                 for key, src in t.state.sources.items()
             ]
             counters = dict(t.state.counters)
-            gateways = [(gw, s.gaps, s.missing, s.abandoned) for gw, s in t.state.gateways.items()]
+            # Gaps and missing batches of the current epoch only: an old queue's are gone with it.
+            gateways = [(gw, s.current.gaps, s.current.missing, s.abandoned, s.epoch_changes)
+                        for gw, s in t.state.gateways.items()]
             tracked = sum(len(src.tags) for src in t.state.sources.values())
         ents = t.state.enterprises
 
@@ -94,16 +96,21 @@ class TrackerCollector(Collector):
         yield from fams.values()
 
         gw = ["gateway"]
-        gaps = _gauge("gateway_seq_gaps", "Gaps in the seqs seen from a gateway.", gw)
+        gaps = _gauge("gateway_seq_gaps", "Gaps in the seqs seen from a gateway's current queue epoch.", gw)
         missing = _gauge("gateway_missing_batches",
-                         "Batches between a gateway's lowest and highest seen seq, not received yet.", gw)
+                         "Batches between a gateway's lowest and highest seen seq (current queue epoch), "
+                         "not received yet.", gw)
         abandoned = CounterMetricFamily(P + "gateway_abandoned_batches",
                                         "Missing batches given up: the gateway had too many gaps.", labels=gw)
-        for code, n_gaps, n_missing, n_abandoned in gateways:
+        epochs = CounterMetricFamily(P + "gateway_epoch_changes",
+                                     "Times a gateway's batches came from a new queue (re-imaged, replaced or "
+                                     "reset: its seqs start again).", labels=gw)
+        for code, n_gaps, n_missing, n_abandoned, n_epochs in gateways:
             gaps.add_metric([code], n_gaps)
             missing.add_metric([code], n_missing)
             abandoned.add_metric([code], n_abandoned)
-        yield from (gaps, missing, abandoned)
+            epochs.add_metric([code], n_epochs)
+        yield from (gaps, missing, abandoned, epochs)
 
         yield _value("tracked_tags", "Tags with at least one sample in the state.", tracked)
         yield _value("mqtt_connected", "1 while connected and subscribed to the broker.",

@@ -1,19 +1,26 @@
 """The tracker's memory: every tag's last value, per-source counters, per-gateway seen seqs.
 
+Duplicates are dropped by (gateway, queue epoch, seq): a re-imaged gateway's queue numbers from 1
+again under a new epoch, and its batches must not be taken for copies of the old queue's.
+
 `FeedState.ingest` is the hot path (decode is done before it): keep it free of allocations
-beyond what a sample needs. Nothing here locks or does I/O; the service serialises access and
-the store persists what `take_dirty` hands it.
+beyond what a sample needs. Nothing here locks or does I/O (but for a log line on a new queue
+epoch, a rare event); the service serialises access and the store persists what `take_dirty`
+hands it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 
 from hazmon.tracker.expected import ExpectedEnterprise, ExpectedSource, ExpectedTag
-from hazmon.tracker.seqs import SeqSet
+from hazmon.tracker.seqs import GatewaySeqs
 from hazmon.wire import Batch
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(Enum):
@@ -58,7 +65,7 @@ class Dirty:
 
     tags: list[tuple[str, str, str, float, float, float, float]]
     sources: list[tuple]
-    gateways: list[tuple[str, str]]
+    gateways: list[tuple[str, str, int, int, str]]  # (gateway, *GatewaySeqs.to_row())
     counters: list[tuple[str, int]]
 
 
@@ -68,7 +75,7 @@ class FeedState:
         self.sources: dict[tuple[str, str], SourceState] = {
             (e.code, s.name): SourceState(s) for e in enterprises.values() for s in e.sources.values()
         }
-        self.gateways: dict[str, SeqSet] = {}
+        self.gateways: dict[str, GatewaySeqs] = {}
         self.max_seq_gaps = max_seq_gaps
         # Rejected samples and malformed messages, by reason: a few fixed keys, no enterprise.
         self.counters: Counter[str] = Counter()
@@ -96,13 +103,17 @@ class FeedState:
             return Outcome.UNKNOWN_SOURCE
         seqs = self.gateways.get(gw)
         if seqs is None:
-            seqs = self.gateways[gw] = SeqSet(self.max_seq_gaps)
+            seqs = self.gateways[gw] = GatewaySeqs(batch.epoch, self.max_seq_gaps)
         self._dirty_sources.add(key)
         src.last_receive_ts = now
-        if not seqs.add(batch.seq):
+        epoch = seqs.epoch
+        if not seqs.add(batch.epoch, batch.seq):
             src.duplicates += len(batch.samples)
             src.duplicate_batches += 1
             return Outcome.DUPLICATE
+        if seqs.epoch != epoch:
+            log.info("gateway %s: batches from a new queue (epoch %d, was %d): re-imaged, replaced or reset; "
+                     "its seqs start again", gw, seqs.epoch, epoch)
         self._dirty_gateways.add(gw)
         specs, tags, dirty = src.spec.tags, src.tags, self._dirty_tags
         accepted = 0
@@ -153,7 +164,7 @@ class FeedState:
             for (e, s, t), st in self._dirty_tags.items()
         ]
         sources = [source_row(k, self.sources[k]) for k in self._dirty_sources]
-        gateways = [(gw, self.gateways[gw].dumps()) for gw in self._dirty_gateways]
+        gateways = [(gw, *self.gateways[gw].to_row()) for gw in self._dirty_gateways]
         counters = list(self.counters.items()) if self._counters_dirty else []
         self._dirty_tags, self._dirty_sources, self._dirty_gateways = {}, set(), set()
         self._counters_dirty = False
