@@ -7,11 +7,19 @@ is shared read-only (--overlay=BASE:UPPER:/), each host writes only into its own
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from hazmon.lab.plan import Host
+
+# How Ansible logs in to a lab host, in one place: the lab inventory's group_vars (which says why
+# host keys are not checked), read by Ansible through the inventory and read here for what runs
+# on other inventories (the province play on a synthetic one) or on INI inventories of the lab.
+LAB_CONNECTION = Path(__file__).resolve().parents[3] / "inventories" / "lab" / "group_vars" / "all" / "connection.yml"
 
 NSPAWN_ENV = {
     "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "0",
@@ -92,3 +100,17 @@ def ssh_argv(key: Path, address: str, command: str, timeout: int = 10) -> list[s
         f"root@{address}",
         command,
     ]
+
+
+def connection_vars(ssh_key: Path) -> dict[str, str]:
+    """The lab's connection variables (LAB_CONNECTION), logging in with `ssh_key`: the run dir's
+    key, wherever the run dir is."""
+    data = yaml.safe_load(LAB_CONNECTION.read_text(encoding="utf-8")) or {}
+    out = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in data.items()}
+    out["ansible_ssh_private_key_file"] = str(ssh_key)
+    return out
+
+
+def ini_vars(variables: dict[str, str]) -> list[str]:
+    """`name=value` lines of an INI inventory (Ansible splits them as a shell would)."""
+    return [f"{k}={shlex.quote(v)}" for k, v in variables.items()]

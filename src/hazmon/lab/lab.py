@@ -22,7 +22,15 @@ from hazmon.inventory.secrets import ensure_lab_vault
 from hazmon.inventory.validate import load_valid
 from hazmon.lab import net
 from hazmon.lab.devices import SimSpec, site_sims, tty_links
-from hazmon.lab.hosts import NSPAWN_ENV, ensure_ssh_key, nspawn_argv, upper_dir, wipe_upper
+from hazmon.lab.hosts import (
+    NSPAWN_ENV,
+    connection_vars,
+    ensure_ssh_key,
+    ini_vars,
+    nspawn_argv,
+    upper_dir,
+    wipe_upper,
+)
 from hazmon.lab.image import DEFAULT_CACHE, ensure_base
 from hazmon.lab.mirror import DEFAULT_CACHE as MIRROR_CACHE
 from hazmon.lab.mirror import ensure_mirror
@@ -450,14 +458,6 @@ class Lab:
         lines = ["[lab]"]
         for h in self.plan.hosts.values():
             lines.append(f"{h.name} ansible_host={h.address}")
-        lines += [
-            "",
-            "[lab:vars]",
-            "ansible_user=root",
-            f"ansible_ssh_private_key_file={self.ssh_key}",
-            "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'",
-            # The same for Mitogen's strategy (ansible.cfg), which does not read ssh_common_args for it.
-            "ansible_host_key_checking=false",
-            "ansible_python_interpreter=/usr/bin/python3",
-        ]
+        lines += ["", "[lab:vars]", *ini_vars(connection_vars(self.ssh_key)),
+                  "ansible_python_interpreter=/usr/bin/python3"]
         return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hazmon.inventory.secrets import VAULT_PASS_FILE
+from hazmon.lab.hosts import connection_vars
 
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK = REPO / "playbooks" / "province.yml"
@@ -53,17 +54,6 @@ def parse_recap(text: str) -> dict[str, dict[str, int]]:
         if m:
             recap[m.group(1)] = {k: int(v) for k, v in (kv.split("=") for kv in m.group(2).split())}
     return recap
-
-
-def connection_vars(ssh_key: Path) -> dict[str, str]:
-    """How Ansible logs in to a lab host (see inventories/lab/group_vars/all/connection.yml for why
-    host keys are not checked in the lab)."""
-    return {
-        "ansible_user": "root",
-        "ansible_ssh_private_key_file": str(ssh_key),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-        "ansible_host_key_checking": "false",  # the same for Mitogen's strategy (ansible.cfg)
-    }
 
 
 def playbook_argv(inventory_root: Path, ssh_key: Path, playbook: Path = PLAYBOOK, *extra: str) -> list[str]:
