@@ -7,10 +7,7 @@ probes are read-only. A lab already up (brought up by someone else) is used and 
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -20,6 +17,7 @@ import pytest
 from hazmon.lab import mirror
 from hazmon.lab.hosts import ssh_argv
 from hazmon.lab.lab import Lab
+from hazmon.testing.adhoc import ansible_adhoc
 
 pytestmark = pytest.mark.e2e
 
@@ -45,20 +43,6 @@ def lab_inventory(running_lab: Lab, tmp_path_factory: pytest.TempPathFactory) ->
 def ssh(lab: Lab, host: str, command: str, timeout: int = 120) -> subprocess.CompletedProcess:
     address = str(lab.plan.hosts[host].address)
     return subprocess.run(ssh_argv(lab.ssh_key, address, command), capture_output=True, text=True, timeout=timeout)
-
-
-def ansible(inventory: Path, host: str, module: str, args: str) -> dict:
-    """One module run on a lab host as a play runs it; its result (failed from the status word)."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    res = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible"), "-i", str(inventory), host, "-m", module, "-a", args],
-        capture_output=True, text=True, env=env, timeout=180, cwd=REPO,
-    )
-    head, sep, body = res.stdout.partition(" => ")
-    assert sep, f"no result from ansible:\n{res.stdout}\n{res.stderr}"
-    result = json.loads(body)
-    result["failed"] = head.rsplit("|", 1)[-1].strip().startswith("FAILED")
-    return result
 
 
 def test_a_lab_host_gets_time_from_the_province_ntp(running_lab: Lab) -> None:
@@ -118,7 +102,7 @@ ls $D/arch | sed -n 's/^/DEB /p'
     ],
 )
 def test_dcs_probe_on_the_daq_gateways(lab_inventory: Path, host: str, args: str, answer: str) -> None:
-    result = ansible(lab_inventory, host, "hazmon_dcs_probe", args)
+    result = ansible_adhoc(host, "hazmon_dcs_probe", args, inventory=lab_inventory)
     assert result["failed"] is False, result
     assert result["changed"] is False
     if result["probed"]:
@@ -128,8 +112,9 @@ def test_dcs_probe_on_the_daq_gateways(lab_inventory: Path, host: str, args: str
 
 
 def test_dcs_probe_names_what_the_slave_refused(lab_inventory: Path) -> None:
-    result = ansible(lab_inventory, "labe0001-daq", "hazmon_dcs_probe",
-                     "name=dcs protocol=modbus_tcp host=198.19.1.20 port=502 slave_id=1 register=9000")
+    result = ansible_adhoc("labe0001-daq", "hazmon_dcs_probe",
+                           "name=dcs protocol=modbus_tcp host=198.19.1.20 port=502 slave_id=1 register=9000",
+                           inventory=lab_inventory)
     assert result["failed"] is True
     assert result["msg"] == ("source dcs: modbus_tcp 198.19.1.20:502 slave 1 function 3 (holding register 9000): "
                              "Modbus exception code 2 (illegal data address)")
@@ -141,9 +126,11 @@ def test_link_probe_passes_a_20_mbit_line_and_refuses_the_8_mbit_one(running_lab
     probe = p.platform.mirror.url.rsplit("/", 1)[0] + "/probe/8MiB"
     # labe0004: a 20 Mbit/s line nobody else's tests load (the probe measures what the line has left:
     # another host of the same site downloading packages halves the reading, rightly).
-    good = ansible(lab_inventory, "labe0004-agw", "hazmon_link_probe", f"url={probe} min_mbps=20 tolerance=0.1")
+    good = ansible_adhoc("labe0004-agw", "hazmon_link_probe", f"url={probe} min_mbps=20 tolerance=0.1",
+                         inventory=lab_inventory)
     assert good["failed"] is False, good
     assert 18.0 <= good["mbps"] <= 20.0
-    bad = ansible(lab_inventory, "labe0006-agw", "hazmon_link_probe", f"url={probe} min_mbps=20 tolerance=0.1")
+    bad = ansible_adhoc("labe0006-agw", "hazmon_link_probe", f"url={probe} min_mbps=20 tolerance=0.1",
+                        inventory=lab_inventory)
     assert bad["failed"] is True and bad["mbps"] < 8.0
     assert "below 18.0 Mbit/s" in bad["msg"] and "N2" in bad["msg"]

@@ -28,6 +28,7 @@ import pytest
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
 from hazmon.lab.sim.common import control, write_secret
+from hazmon.testing.adhoc import ansible_adhoc
 from hazmon.testing.procs import free_port, stop, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,21 +57,9 @@ def params(**kw: object) -> dict:
 
 
 def ansible_module(module: str, args: str, *extra: str) -> dict:
-    """Run a module through `ansible` against localhost (as a play runs it on a gateway); its JSON result."""
-    # The ad-hoc "minimal" output: `localhost | SUCCESS => {json}` (ad-hoc runs load no other callback).
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-           "ANSIBLE_NOCOLOR": "1"}
-    res = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
-         "-e", "ansible_python_interpreter=/usr/bin/python3", "-m", module, "-a", args, *extra],
-        capture_output=True, text=True, env=env, timeout=120, cwd=REPO,
-    )
-    head, sep, body = res.stdout.partition(" => ")
-    assert sep, f"no result from ansible:\n{res.stdout}\n{res.stderr}"
-    result = json.loads(body)
-    # ansible-core 2.19 says failed in the status word only (`localhost | FAILED! => ...`).
-    result["failed"] = head.rsplit("|", 1)[-1].strip().startswith("FAILED")
-    return result
+    """Run a module against localhost (as a play runs it on a gateway); its JSON result."""
+    return ansible_adhoc("localhost", module, args, "-c", "local", "-e", "ansible_python_interpreter=/usr/bin/python3",
+                         *extra, timeout=120)
 
 
 # ---------------------------------------------------------------- pure functions
