@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Ansible module: the province broker's accounts, derived from the hazmon inventory model."""
+"""Documentation of the action plugin plugins/action/hazmon_broker_accounts.py (it runs on the control node)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ description:
     account per data-acquisition gateway of an enterprise that is not in long-term shutdown (R4),
     plus the province feed tracker's account.
   - Each account names the vault variable holding its password, never the password itself.
-  - Runs on the control node (C(delegate_to=localhost)); it imports the hazmon package, which
-    must be importable by the Python running Ansible.
+  - Runs inside ansible-playbook on the control node (an action plugin); it imports the hazmon
+    package, which must be importable by the Python running Ansible.
   - Reads only; never reports a change.
 version_added: "0.1.0"
 author: hazmon
@@ -60,26 +60,3 @@ accounts:
       description: The gateway's enterprise code, empty for the tracker.
       type: str
 """
-
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-
-def main() -> None:
-    module = AnsibleModule(argument_spec={"inventory": {"type": "path", "required": True}}, supports_check_mode=True)
-    try:
-        from hazmon.broker import broker_accounts
-        from hazmon.inventory.findings import InventoryError
-        from hazmon.inventory.validate import load_valid
-    except ImportError as exc:
-        module.fail_json(msg=f"the hazmon package is not importable by {module._name}'s Python: {exc}")
-        return
-    try:
-        inv, _ = load_valid(module.params["inventory"])
-    except InventoryError as exc:
-        module.fail_json(msg=f"hazmon inventory {module.params['inventory']} is invalid: {exc}")
-        return
-    module.exit_json(changed=False, accounts=[a.as_dict() for a in broker_accounts(inv)])
-
-
-if __name__ == "__main__":
-    main()

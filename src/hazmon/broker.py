@@ -6,7 +6,7 @@ feed tracker's account that may read everything under the topic root. Enterprise
 shutdown (R4) are never rolled out, so they get no account. Passwords are not here: each account
 names the vault variable that holds its password (hazmon.inventory.secrets).
 
-Used by the control-node module plugins/modules/hazmon_broker_accounts.py, which the
+Used by the control-node action plugin plugins/action/hazmon_broker_accounts.py, which the
 province_broker role renders the password file and the ACL from.
 """
 

@@ -8,6 +8,7 @@ import getpass
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -66,20 +67,31 @@ def test_accounts_are_the_gateways_of_enterprises_not_in_long_term_shutdown_plus
     assert {a.credential for a in accounts} <= set(credential_refs(inv))
 
 
-def test_control_node_module_returns_the_accounts_through_ansible(tmp_path):
-    """Run under Ansible's module runner (payload zip), where importing hazmon must not drag in the
-    controller's ansible package."""
-    done = subprocess.run(
-        [str(BIN / "ansible"), "localhost", "-m", "hazmon_broker_accounts", "-a", f"inventory={LAB}",
-         "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-o"],
+def _accounts_through_ansible(inventory: Path) -> subprocess.CompletedProcess[str]:
+    """The action plugin as a play runs it (inside the ansible process, on the control node)."""
+    return subprocess.run(
+        [str(BIN / "ansible"), "localhost", "-m", "hazmon_broker_accounts", "-a", f"inventory={inventory}", "-o"],
         cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
         capture_output=True, text=True, timeout=120, check=False,
     )
+
+
+def test_control_node_action_returns_the_accounts_through_ansible(tmp_path):
+    done = _accounts_through_ansible(LAB)
     assert done.returncode == 0, done.stdout + done.stderr
     payload = json.loads(done.stdout.split(" => ", 1)[1])
     inv, _ = load_valid(LAB)
     assert payload["changed"] is False
     assert payload["accounts"] == [a.as_dict() for a in broker_accounts(inv)]
+
+
+def test_an_invalid_inventory_is_refused_with_its_file(tmp_path):
+    shutil.copytree(LAB, tmp_path / "inv", ignore=shutil.ignore_patterns(".vault-pass"))
+    province = tmp_path / "inv" / "province.yml"
+    province.write_text(province.read_text().replace("platform:", "platfrom:", 1))
+    done = _accounts_through_ansible(tmp_path / "inv")
+    assert done.returncode != 0
+    assert "is invalid" in done.stdout and "province.yml" in done.stdout, done.stdout[-2000:]
 
 
 def test_verify_reads_mosquitto_passwd_hashes(tmp_path):
