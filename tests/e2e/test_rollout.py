@@ -7,7 +7,8 @@ One sequence, in file order, on batch 1 of inventories/lab:
 2. what was rolled out works: every expected tag at the tracker, the NVRs registered at the
    platform's registrar, the switch ports reserved (N6);
 3. the line comes back; a second run continues where the first stopped and completes it;
-4. a full re-run changes nothing on any host (idempotence);
+4. a full re-run changes nothing on any host (idempotence); a re-imaged gateway, rolled out
+   again, is heard again by the tracker that knew its old queue;
 5. check mode with diff is clean, then reports a hand-edited file as drift;
 6. a -vvv run shows no secret;
 7. decommission takes an enterprise off again.
@@ -39,6 +40,7 @@ BATCH = 1
 CUT = "labe0005"  # the fireworks plant: its dedicated line is cut during the first run
 NOT_READY = "labe0006"  # line measured 8 Mbps: N2 blocker in the inventory
 DECOMMISSIONED = "labe0004"
+REIMAGED = "labe0002"  # its data-acquisition gateway is re-imaged after the rollout
 HAZMON = str(Path(sys.executable).parent / "hazmon")
 
 
@@ -196,6 +198,30 @@ def test_a_full_rerun_changes_nothing(rollout: Rollout):
     changed = {h: n for h, n in result["changed"].items() if n}
     assert not changed, f"not idempotent: {changed}\n{rollout.logs[-1][-6000:]}"
     assert len(result["changed"]) >= 3 * (len(_batch_slugs(rollout.lab)) - 1)
+
+
+def test_a_reimaged_gateway_is_heard_again(rollout: Rollout):
+    """A data-acquisition gateway re-imaged (its disk wiped: its collector's queue numbers batches
+    from 1 again) and rolled out again. The tracker has seen that gateway's earlier numbers; it must
+    take the new queue's batches as new data (the queue epoch on the wire), so that every tag is
+    fresh again, instead of dropping them as copies until the numbers pass the old ones."""
+    lab = rollout.lab
+    ent = next(e for e in lab.inventory.enterprises if e.slug == REIMAGED)
+    tracker = datapath.tracker_url(lab)
+
+    def epoch_changes() -> float:
+        return sum(v for k, v in datapath.tracker_metrics(tracker).items()
+                   if k.startswith("hazmon_tracker_gateway_epoch_changes_total") and f'"{ent.code}"' in k)
+
+    before = epoch_changes()
+    lab.reset_hosts([f"{REIMAGED}-daq"])
+    result = rollout.run("--all", "--enterprise", REIMAGED, "--waves", "100%", expect=0)
+    assert _by_slug(result)[REIMAGED]["stage"] == "verified", rollout.logs[-1][-4000:]
+    assert epoch_changes() == before + 1
+    data = datapath.tracker_json(tracker, f"/api/v1/enterprises/{ent.code}")
+    for src in ent.data_sources:
+        seen = next(s for s in data["sources"] if s["source"] == src.name)
+        assert seen["fresh_tags"] == len(src.tags), seen
 
 
 def test_check_mode_is_clean_then_reports_a_hand_edit(rollout: Rollout, ssh):
