@@ -67,9 +67,8 @@ def main() -> int:
         work = Path(tmp)
         figures = {}
         for label, extra in (("tuned", ()), ("defaults", ("--ansible-defaults",))):
-            # A tracker of its own per measurement: the reset gateways' collectors number their
-            # batches from 1 again, which a tracker that saw the first rollout would take for
-            # copies it already has (it deduplicates by gateway and sequence number).
+            # A tracker of its own per measurement: each configuration's verify gates see only the
+            # data of its own rollout.
             client = f"hazmon-tracker-bench-{label}"
             tracker = datapath.tracker_setup(lab, work / f"tracker-{label}", vault, client_id=client)
             proc = datapath.start_tracker(tracker, work / f"tracker-{label}.log")
