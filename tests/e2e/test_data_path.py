@@ -188,8 +188,12 @@ def test_no_sample_lost_with_the_enterprise_line_cut(lab, vault, line_fault, dcs
         assert _metric(tm, "hazmon_tracker_gateway_abandoned_batches_total", GW) == 0
         dup_batches = _metric(tm, "hazmon_tracker_batches_duplicate_total", SEL)
 
-        # A replayed copy of a delivered batch (same gw and seq) reaches the tracker: dropped, not counted.
-        copy = wire.Batch(GATEWAY, last_seq, SOURCE, (wire.Sample("LT-101", time.time(), 1.0),), time.time())
+        # A replayed copy of a delivered batch (same gw, queue epoch and seq) reaches the tracker:
+        # dropped, not counted.
+        epoch = datapath.queue_totals(col.queue).epoch
+        assert epoch > 0
+        copy = wire.Batch(GATEWAY, last_seq, SOURCE, (wire.Sample("LT-101", time.time(), 1.0),), time.time(),
+                          epoch=epoch)
         datapath.publish_as_gateway(lab, vault, ENTERPRISE, copy)
         _wait("the tracker counts the copy as a duplicate",
               lambda: _metric(datapath.tracker_metrics(tracker), "hazmon_tracker_batches_duplicate_total",
@@ -201,7 +205,7 @@ def test_no_sample_lost_with_the_enterprise_line_cut(lab, vault, line_fault, dcs
         assert datapath.terminate(col_proc) == 0, _log_tail(col_log)
         q = datapath.queue_totals(col.queue)
         assert (q.pending_batches, q.dropped_samples) == (0, 0)
-        assert q.enqueued_samples == read and q.last_seq == last_seq
+        assert q.enqueued_samples == read and q.last_seq == last_seq and q.epoch == epoch
 
         # The tracker's durable seen-seq set: exactly one interval, 1..last, nothing given up.
         assert datapath.terminate(tracker_proc) == 0, _log_tail(tracker_log)

@@ -134,6 +134,7 @@ class QueueTotals:
     enqueued_samples: int
     dropped_samples: int
     pending_batches: int
+    epoch: int  # the queue's epoch: with the gateway and seq, what identifies a batch on the wire
 
 
 def queue_totals(queue: Path) -> QueueTotals:
@@ -143,7 +144,7 @@ def queue_totals(queue: Path) -> QueueTotals:
         pending = db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
     finally:
         db.close()
-    return QueueTotals(meta["last_seq"], meta["enqueued_samples"], meta["dropped_samples"], pending)
+    return QueueTotals(meta["last_seq"], meta["enqueued_samples"], meta["dropped_samples"], pending, meta["epoch"])
 
 
 # ------------------------------------------------------------------ tracker
