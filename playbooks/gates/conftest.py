@@ -24,9 +24,9 @@ from hazmon.inventory.loader import Inventory
 from hazmon.inventory.model import Enterprise
 from hazmon.inventory.validate import load_valid
 
-# The device roles Ansible (and so the gates) reach over SSH; the NVR and the switch are read
-# through their own protocols.
-SSH_ROLES = ("access_gateway", "daq_gateway", "ai_box")
+# The boxes Ansible (and so the gates) reach over SSH; the NVR and the switch are read through
+# their own protocols.
+from hazmon.rollout.gateway import BOX_ROLES
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def _connections(tmp_path_factory: pytest.TempPathFactory, plan: dict[str, Any])
     other as they reach each box was a third of the gates' time. A box that does not answer fails
     its own checks."""
     sockets = tmp_path_factory.mktemp("ssh")
-    targets = [Target(**h) for h in plan["hosts"] if h["role"] in SSH_ROLES]
+    targets = [Target(**h) for h in plan["hosts"] if h["role"] in BOX_ROLES]
     hosts = {t.name: _ssh_host(t, sockets) for t in targets}
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
         list(pool.map(lambda host: host.run("true"), hosts.values()))

@@ -35,12 +35,12 @@ from ipaddress import IPv4Address, IPv4Network, collapse_addresses, ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from hazmon.inventory.ansible import ROLE_AI_BOX, ROLE_DAQ_GATEWAY, host_name
+from hazmon.inventory.ansible import ROLE_ACCESS_GATEWAY, ROLE_AI_BOX, ROLE_DAQ_GATEWAY, host_name
 from hazmon.inventory.loader import Inventory
 from hazmon.inventory.model import Enterprise, Platform, Protocol
 from hazmon.inventory.secrets import mqtt_credential
 
-BOX_ROLES = ("access_gateway", ROLE_DAQ_GATEWAY, ROLE_AI_BOX)
+BOX_ROLES = (ROLE_ACCESS_GATEWAY, ROLE_DAQ_GATEWAY, ROLE_AI_BOX)
 OPC_DEFAULT_PORT = 4840  # OPC UA's IANA port, when an endpoint names none
 RTSP_PORT = 554
 NTP_PORT = 123
