@@ -15,6 +15,16 @@ Payload: UTF-8 JSON, one batch of samples of one source:
   tracker deduplicates by (gw, ep, seq). Absent (0 in `Batch.epoch`) from older collectors.
 - `ts` is the read time (Unix seconds, gateway clock, NTP-disciplined); `v` is the engineering
   value after scale and offset. `sent` is when this copy was published (replays differ).
+
+Custody (the other direction): the tracker tells each gateway which of its batches the province
+has durably committed, and the gateway deletes a batch only then (not on the broker's PUBACK):
+
+Topic:   hazmon/ack/v1/<city>/<enterprise code>       (retained, QoS 1; only the tracker writes)
+Payload: {"v": 1, "gw": "91510100MALABE0001", "ep": 6120598016474632931,
+          "seqs": [[1, 1040], [1042, 1042]], "at": 1764323001.0}
+
+- `seqs`: the committed seqs of queue epoch `ep`, as sorted, disjoint, inclusive ranges.
+- `at`: when the tracker committed them (tracker clock).
 """
 
 from __future__ import annotations
@@ -27,6 +37,11 @@ SCHEMA_VERSION = 1
 # `ep` is an SQLite INTEGER on both ends (the gateway's queue, the tracker's state): 63 bits.
 MAX_EPOCH = 2**63 - 1
 TOPIC_ROOT = f"hazmon/v{SCHEMA_VERSION}"
+# Outside TOPIC_ROOT, so that the tracker's subscription to the data never matches its own acks.
+ACK_ROOT = f"hazmon/ack/v{SCHEMA_VERSION}"
+# The largest message either side sends or accepts (the broker's max_packet_size is derived from
+# it): a batch of a few hundred tags is ~20 kB; a committed-seqs message with a thousand gaps ~30 kB.
+MAX_PAYLOAD_BYTES = 256 * 1024
 
 
 class WireError(ValueError):
@@ -40,6 +55,11 @@ def topic(city: str, enterprise: str, source: str) -> str:
 def enterprise_topic_filter(city: str, enterprise: str) -> str:
     """What one gateway may publish under (the broker's ACL uses this)."""
     return f"{TOPIC_ROOT}/{city}/{enterprise}/#"
+
+
+def ack_topic(city: str, enterprise: str) -> str:
+    """Where the tracker publishes what it committed of one gateway's batches (custody)."""
+    return f"{ACK_ROOT}/{city}/{enterprise}"
 
 
 def parse_topic(value: str) -> tuple[str, str, str]:
@@ -101,3 +121,60 @@ def decode(payload: bytes) -> Batch:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise WireError(f"malformed batch: {exc}") from exc
+
+
+# ------------------------------------------------------------------ custody: committed seqs
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What the province has durably committed of one gateway's queue epoch."""
+
+    gateway: str
+    epoch: int
+    ranges: tuple[tuple[int, int], ...]  # sorted, disjoint, inclusive
+    at: float = 0.0
+
+    def __contains__(self, seq: int) -> bool:
+        return any(lo <= seq <= hi for lo, hi in self.ranges)
+
+    @property
+    def highest(self) -> int | None:
+        return self.ranges[-1][1] if self.ranges else None
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {"v": SCHEMA_VERSION, "gw": self.gateway, "ep": self.epoch,
+             "seqs": [[lo, hi] for lo, hi in self.ranges], "at": self.at},
+            separators=(",", ":"), ensure_ascii=False,
+        ).encode()
+
+
+def decode_committed(payload: bytes) -> Committed:
+    """The inverse of Committed.encode; WireError for anything else (never another exception)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireError(f"committed-seqs message of {len(payload)} bytes (limit {MAX_PAYLOAD_BYTES})")
+    try:
+        raw = json.loads(payload)
+        if not isinstance(raw, dict) or raw.get("v") != SCHEMA_VERSION:
+            raise WireError("not a committed-seqs message of schema v1")
+        gw, epoch, seqs, at = raw["gw"], raw["ep"], raw["seqs"], raw.get("at", 0.0)
+        if not isinstance(gw, str) or type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
+            raise WireError("gw must be a string and ep an integer in 0..2^63-1")
+        if not isinstance(seqs, list) or isinstance(at, bool) or not isinstance(at, int | float):
+            raise WireError("seqs must be a list of ranges and at a number")
+        ranges: list[tuple[int, int]] = []
+        for r in seqs:
+            if not (isinstance(r, list) and len(r) == 2 and all(type(x) is int for x in r)):
+                raise WireError(f"range {r!r} is not [lo, hi] of integers")
+            lo, hi = r
+            if not 0 <= lo <= hi <= MAX_EPOCH or (ranges and lo <= ranges[-1][1]):
+                raise WireError(f"range {r!r} is empty, negative or not after the previous one")
+            ranges.append((lo, hi))
+        if not math.isfinite(float(at)):
+            raise WireError("at is not finite")
+        return Committed(gw, epoch, tuple(ranges), float(at))
+    except WireError:
+        raise
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+        raise WireError(f"malformed committed-seqs message: {exc}") from exc
