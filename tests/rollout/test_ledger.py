@@ -26,11 +26,41 @@ def test_records_round_trip_one_json_line_each(tmp_path: Path):
     assert [r.status for r in back] == ["passed", "failed"] and back[1].task == "t"
 
 
-def test_a_damaged_line_is_named(tmp_path: Path):
+GOOD = '{"run": "r", "gate": "preflight", "status": "passed", "host": "h", "enterprise": "E1", "slug": "e1"}\n'
+# What a control node that lost power in the middle of an append leaves: half a record, no newline.
+TORN = '{"run": "r", "gate": "rollout", "status": "pas'
+
+
+def test_a_damaged_line_is_named_and_skipped(tmp_path: Path):
     path = tmp_path / "l.jsonl"
-    path.write_text('{"run": "r", "gate": "preflight", "status": "passed", "host": "h"}\nnot json\n')
-    with pytest.raises(ValueError, match=r"l.jsonl:2"):
-        list(ledger.read(path))
+    path.write_text(GOOD + "not json\n" + '["a list"]\n' + '{"run": "r", "gate": "verify"}\n' + GOOD)
+    records, skipped = ledger.read_reporting(path)
+    assert len(records) == 2
+    assert [(s.line, s.torn) for s in skipped] == [(2, False), (3, False), (4, False)]
+    assert str(skipped[0]).startswith(f"{path}:2: skipped: not a ledger record (")
+    assert "'not json'" in str(skipped[0]) and "no status, host" in str(skipped[2])
+
+
+def test_a_torn_last_line_is_reported_and_skipped_never_fatal(tmp_path: Path):
+    path = tmp_path / "l.jsonl"
+    path.write_text(GOOD + GOOD + TORN)
+    records, skipped = ledger.read_reporting(path)
+    assert [r.gate for r in records] == ["preflight", "preflight"]
+    (torn,) = skipped
+    assert (torn.path, torn.line, torn.torn) == (path, 3, True)
+    assert str(torn).startswith(f"{path}:3: skipped: the last line is cut short") and TORN[:40] in str(torn)
+    assert list(ledger.read(path)) == records  # readers that do not report skip it too
+
+
+def test_a_record_appended_after_a_torn_line_is_a_line_of_its_own(tmp_path: Path):
+    """The run that resumes after the crash appends: its record must not be glued to the torn one."""
+    path = tmp_path / "l.jsonl"
+    path.write_text(GOOD + TORN)
+    ledger.append(path, [rec("r2", Gate.ROLLOUT, Status.PASSED, "e1-agw")])
+    records, skipped = ledger.read_reporting(path)
+    assert [(r.run, r.gate) for r in records] == [("r", "preflight"), ("r2", "rollout")]
+    assert [(s.line, s.torn) for s in skipped] == [(2, False)]  # ended by the append: no longer the last
+    assert path.read_text().endswith("\n") and path.read_text().count("\n") == 3
 
 
 def test_progress_first_failure_of_the_latest_run_decides():

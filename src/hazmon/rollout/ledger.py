@@ -2,7 +2,9 @@
 
 One JSON object per line, appended under an exclusive lock, never rewritten: when, which run and
 batch, which host of which enterprise, which gate (preflight, rollout, verify, ...), passed or
-failed, and why. Ansible writes it through the callback plugin `hazmon_ledger`
+failed, and why. A line the control node did not finish writing (it died mid-write) is reported
+with its file and line and skipped by every reader, never fatal; the next append starts on a line
+of its own. Ansible writes it through the callback plugin `hazmon_ledger`
 (plugins/callback/), `hazmon rollout` reads it to summarise a batch and to continue where the
 last run stopped. Reasons never carry a secret: a task with no_log is reported by its name only.
 """
@@ -43,6 +45,7 @@ class Status(StrEnum):
     FAILED = "failed"
     UNREACHABLE = "unreachable"
     SUMMARY = "summary"  # Ansible's per-host recap of a run (ok/changed/failed counts)
+    STOPPED = "stopped"  # the run stopped after a wave (no enterprise: the reason is the run's)
 
 
 @dataclass
@@ -67,7 +70,32 @@ class Record:
     @classmethod
     def from_json(cls, line: str) -> Record:
         data = json.loads(line)
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        missing = [k for k in REQUIRED if not isinstance(data.get(k), str)]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+REQUIRED = ("run", "gate", "status", "host")
+EXCERPT_MAX = 80  # of a skipped line, in its report
+
+
+@dataclass(frozen=True)
+class SkippedLine:
+    """A ledger line no reader can use: reported (file, line, what), then skipped."""
+
+    path: Path
+    line: int
+    excerpt: str
+    why: str
+    torn: bool  # the file's last line, without its newline: a write the control node did not finish
+
+    def __str__(self) -> str:
+        what = ("the last line is cut short (the control node stopped while writing it?)" if self.torn
+                else "not a ledger record")
+        return f"{self.path}:{self.line}: skipped: {what} ({self.why}): {self.excerpt!r}"
 
 
 def ledger_path(inventory_name: str, explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -88,25 +116,44 @@ def append(path: Path, records: Iterable[Record]) -> None:
     if not lines:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
+    with open(path, "ab+") as fh:
         # Several ansible-playbook runs may share a ledger: whole lines, one writer at a time.
         fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.write(lines)
+        data = lines.encode("utf-8")
+        end = fh.seek(0, os.SEEK_END)
+        if end:
+            fh.seek(end - 1)
+            if fh.read(1) != b"\n":
+                # A torn last line (a writer died mid-line): end it, or this record would join it.
+                data = b"\n" + data
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
 
 
-def read(path: Path) -> Iterator[Record]:
+def read(path: Path, skipped: list[SkippedLine] | None = None) -> Iterator[Record]:
+    """The ledger's records; a line that is not one is skipped, and added to `skipped` when given."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if not raw.strip():
                 continue
             try:
-                yield Record.from_json(line)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"{path}:{n}: not a ledger record ({exc})") from None
+                yield Record.from_json(raw.decode("utf-8"))
+            except (ValueError, TypeError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                if skipped is not None:
+                    text = raw.decode("utf-8", errors="replace").rstrip("\n")
+                    excerpt = text if len(text) <= EXCERPT_MAX else text[: EXCERPT_MAX - 1] + "…"
+                    skipped.append(SkippedLine(path, n, excerpt, str(exc).split("\n")[0],
+                                               torn=not raw.endswith(b"\n")))
+
+
+def read_reporting(path: Path) -> tuple[list[Record], list[SkippedLine]]:
+    """Every record, and the lines skipped (for the reader that reports them)."""
+    skipped: list[SkippedLine] = []
+    records = list(read(path, skipped))
+    return records, skipped
 
 
 def clip(text: str) -> str:
