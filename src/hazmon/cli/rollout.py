@@ -13,13 +13,14 @@ import sys
 
 from hazmon.cli.common import env_dir, json_parent
 from hazmon.inventory.findings import InventoryError
-from hazmon.rollout import ledger
+from hazmon.rollout import ledger, lock
 from hazmon.rollout.batch import BatchResult, decommission, run_batch
 from hazmon.rollout.runner import DEFAULT_MAX_FAIL_PERCENTAGE, DEFAULT_WAVES, RolloutError, Runner
 
 DEFAULT_ENV = "lab"
 EXIT_FAILED = 1  # an enterprise failed a gate (the ledger says which and why), or drift in --check
 EXIT_UNUSABLE = 2  # invalid inventory, unknown batch: nothing was run
+EXIT_BUSY = lock.EXIT_BUSY  # another run holds the environment: nothing was run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--waves", default=",".join(DEFAULT_WAVES),
                    help="wave sizes over enterprises, counts or percentages (default %(default)s)")
     p.add_argument("--max-fail-percentage", type=int, default=DEFAULT_MAX_FAIL_PERCENTAGE,
-                   help="stop the run when more of a wave's hosts failed (default %(default)s)")
+                   help="stop the run when more than this share of a wave's enterprises failed (an "
+                        "enterprise fails when any of its devices does; the first wave, the canary, stops "
+                        "it at any failure) (default %(default)s)")
     p.add_argument("--ledger", help=f"ledger file (default ${ledger.ENV_LEDGER} or {ledger.DEFAULT_DIR}/<env>.jsonl)")
     p.add_argument("--ansible-defaults", action="store_true",
                    help="ansible-core's default tuning instead of ansible.cfg's (for comparison)")
@@ -57,9 +60,18 @@ def _main(args: argparse.Namespace) -> int:
     runner = Runner(root, ledger.ledger_path(root.name, args.ledger), verbosity=args.verbose,
                     ansible_defaults=args.ansible_defaults, plain_strategy=args.plain_strategy,
                     stream="stderr" if args.json else "stdout")
+    if args.status:
+        return _status(runner, args)  # reads the ledger only: works while a run holds the lock
     try:
-        if args.status:
-            return _status(runner, args)
+        # Before anything is read: the run that holds the environment may be writing the ledger.
+        runner.lock = lock.acquire(lock.environment_name(root), sys.argv)
+    except lock.EnvironmentBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except OSError as exc:
+        print(f"error: the environment's lock {lock.lock_path(lock.environment_name(root))}: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    try:
         if args.decommission:
             return EXIT_FAILED if decommission(root, args.decommission, runner) else 0
         result = run_batch(root, args.batch, runner, check=args.check, everything=args.everything,
@@ -68,6 +80,10 @@ def _main(args: argparse.Namespace) -> int:
     except (InventoryError, RolloutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
+    finally:
+        runner.lock.release()
+    for line in result.ledger_skipped:
+        print(f"warning: {line}", file=sys.stderr)
     if args.json:
         print(json.dumps(_as_json(result), ensure_ascii=False, indent=1))
     else:
@@ -86,6 +102,9 @@ def _as_json(result: BatchResult) -> dict:
         "serial": result.serial,
         "not_ready": result.not_ready,
         "changed": result.changed,
+        "stopped": result.stopped,
+        "not_reached": result.not_reached,
+        "ledger_skipped": result.ledger_skipped,
         "ok": result.ok,
         "enterprises": {c: vars(p) for c, p in result.progress.items() if p.batch == result.batch},
     }
@@ -101,6 +120,10 @@ def _print(result: BatchResult) -> None:
         return
     if result.serial:
         print(f"  waves (hosts per wave, whole enterprises): {result.serial}")
+    if result.stopped:
+        print(f"  the run stopped: {result.stopped}")
+    if result.not_reached:
+        print(f"  not started (their wave never came): {', '.join(result.not_reached)}")
     if result.check:
         drift = {h: n for h, n in sorted(result.changed.items()) if n}
         print("  drift: " + (", ".join(f"{h} ({n} change{'s' * (n > 1)})" for h, n in drift.items())
@@ -121,7 +144,10 @@ def _print(result: BatchResult) -> None:
 
 
 def _status(runner: Runner, args: argparse.Namespace) -> int:
-    prog = ledger.progress(ledger.read(runner.ledger_file))
+    records, skipped = ledger.read_reporting(runner.ledger_file)
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
+    prog = ledger.progress(records)
     rows = [p for p in prog.values() if args.batch is None or p.batch == args.batch]
     if args.json:
         print(json.dumps([vars(p) for p in rows], ensure_ascii=False, indent=1))

@@ -48,6 +48,11 @@ class BatchResult:
     changed: dict[str, int] = field(default_factory=dict)  # host -> changed tasks (this run)
     check: bool = False
     returncodes: list[int] = field(default_factory=list)
+    # Why the run stopped after a wave (its verdict: the canary, or too many failures), and the
+    # enterprises that came through preflight but whose wave never started.
+    stopped: str | None = None
+    not_reached: list[str] = field(default_factory=list)
+    ledger_skipped: list[str] = field(default_factory=list)  # lines of the ledger no reader can use
 
     @property
     def ok(self) -> bool:
@@ -73,14 +78,16 @@ def run_batch(root: Path, batch: int, runner: Runner, *, check: bool = False, ev
             raise RolloutError(f"{', '.join(unknown)}: not an enterprise (code or slug) of batch {batch}")
         in_batch = [r for r in in_batch if r.enterprise.code in only or r.enterprise.slug in only]
     hosts = enterprise_hosts(inv, readiness)
-    before = ledger.progress(ledger.read(runner.ledger_file))
+    records, skipped = ledger.read_reporting(runner.ledger_file)
+    before = ledger.progress(records)
     codes = [r.enterprise.code for r in in_batch if hosts.get(r.enterprise.code)]
     done = [] if (everything or check) else [c for c in codes if c in before and before[c].done]
     selected = [c for c in codes if c not in done]
     if check:
         # Drift is a question about what the rollout put in place: enterprises it provisioned.
         selected = [c for c in selected if c in before and before[c].stage in ("provisioned", "verified")]
-    result = BatchResult(batch, runner.run_id, selected, done, check=check)
+    result = BatchResult(batch, runner.run_id, selected, done, check=check,
+                         ledger_skipped=[str(s) for s in skipped])
     result.not_ready = {r.enterprise.code: sorted({f.rule for f in r.blocking}) for r in in_batch if not r.ready}
     if not selected:
         result.progress = ledger.progress(ledger.read(runner.ledger_file))
@@ -95,6 +102,10 @@ def run_batch(root: Path, batch: int, runner: Runner, *, check: bool = False, ev
         result.passed_preflight = passed_gate(runner.records(), ledger.Gate.PREFLIGHT, selected, hosts)
         # The waves preflight cut (the same function, over the same enterprises), for the summary.
         result.serial = serial_for(result.passed_preflight, hosts, waves)
+        records = runner.records()
+        result.stopped = next((r.reason for r in records if r.status == ledger.Status.STOPPED), None)
+        reached = {r.enterprise for r in records if r.gate in (ledger.Gate.ROLLOUT, ledger.Gate.VERIFY)}
+        result.not_reached = [c for c in result.passed_preflight if c not in reached]
     records = runner.records()
     for rec in records:
         if rec.status == ledger.Status.SUMMARY:

@@ -23,12 +23,13 @@ from hazmon.inventory.loader import Inventory
 from hazmon.inventory.readiness import Readiness
 from hazmon.inventory.secrets import VAULT_PASS_FILE
 from hazmon.rollout import ledger
+from hazmon.rollout.lock import EnvironmentLock
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOKS = PROJECT_ROOT / "playbooks"  # where Runner.run finds a playbook given by name
 SITE = PROJECT_ROOT / "site.yml"
 DEFAULT_WAVES = ("1", "25%", "100%")
-DEFAULT_MAX_FAIL_PERCENTAGE = 50  # a wave goes on while at most half its hosts failed
+DEFAULT_MAX_FAIL_PERCENTAGE = 50  # the run goes on while at most half a wave's enterprises failed (verdict.py)
 PROVINCE_GROUP = "role_province_broker"
 
 # Ansible's own strategy, instead of ansible.cfg's Mitogen (which may lag a new ansible-core).
@@ -139,6 +140,9 @@ class Runner:
     # captured into `output` (tests).
     stream: str = "stdout"
     output: list[str] = field(default_factory=list)
+    # The environment's lock this run holds (hazmon.rollout.lock): handed to ansible-playbook, whose
+    # ledger callback adopts it instead of asking for it again.
+    lock: EnvironmentLock | None = None
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -152,6 +156,8 @@ class Runner:
             env["ANSIBLE_STRATEGY"] = PLAIN_STRATEGY
         if self.ansible_defaults:
             env.update(ANSIBLE_DEFAULTS_ENV)
+        if self.lock is not None:
+            env.update(self.lock.child_env())
         env.update(self.extra_env)
         return env
 
@@ -176,12 +182,14 @@ class Runner:
     def run(self, playbooks: Sequence[str], limit: str | None, extra_vars: dict | None = None,
             check: bool = False) -> int:
         argv = self.argv(playbooks, limit, extra_vars, check)
+        fds = (self.lock.fd,) if self.lock is not None else ()
         if self.stream in ("stdout", "stderr"):
             out = sys.stdout if self.stream == "stdout" else sys.stderr
             out.flush()
-            return subprocess.run(argv, env=self.env(), cwd=PROJECT_ROOT, check=False, stdout=out).returncode
+            return subprocess.run(argv, env=self.env(), cwd=PROJECT_ROOT, check=False, stdout=out,
+                                  pass_fds=fds).returncode
         proc = subprocess.run(argv, env=self.env(), cwd=PROJECT_ROOT, check=False, capture_output=True,
-                              text=True)
+                              text=True, pass_fds=fds)
         self.output.append(proc.stdout + proc.stderr)
         return proc.returncode
 
