@@ -1,9 +1,13 @@
 """The rollout on the lab (issue 5, acceptance 1-5): `hazmon rollout` for real, from bare hosts.
 
 One sequence, in file order, on batch 1 of inventories/lab:
-1. every gateway and AI box of the batch is made bare, the tracker runs at the province, and
-   one enterprise's dedicated line is cut; the first run rolls out the others, records the cut
-   one as failed (gate and reason) and refuses labe0006 for the notice rule it breaks (N2);
+0. every gateway and AI box of the batch is made bare, the tracker runs at the province, and
+   one enterprise's dedicated line is cut; the canary (the first wave: labe0001) fails during its
+   rollout (a file where its collector's config folder goes), and the run stops there: the
+   enterprises of the later wave are not touched;
+1. the canary repaired, the next run rolls out every enterprise that passes preflight, each wave
+   passing its verify gates before the next starts; it records the cut one as failed (gate and
+   reason) and refuses labe0006 for the notice rule it breaks (N2);
 2. what was rolled out works: every expected tag at the tracker, the NVRs registered at the
    platform's registrar, the switch ports reserved (N6);
 3. the line comes back; a second run continues where the first stopped and completes it;
@@ -41,6 +45,10 @@ CUT = "labe0005"  # the fireworks plant: its dedicated line is cut during the fi
 NOT_READY = "labe0006"  # line measured 8 Mbps: N2 blocker in the inventory
 DECOMMISSIONED = "labe0004"
 REIMAGED = "labe0002"  # its data-acquisition gateway is re-imaged after the rollout
+CANARY = "labe0001"  # the first wave (slugs sorted); its rollout fails in the first run
+# Where the collector role puts its config folder: a file there fails the role (and nothing before it).
+CANARY_BREAK = "/etc/hazmon-collector"
+BANNER = "PLAY [Rollout | enterprise devices, wave by wave]"
 HAZMON = str(Path(sys.executable).parent / "hazmon")
 
 
@@ -81,6 +89,20 @@ def _batch_slugs(lab: Lab) -> list[str]:
     return sorted(e.slug for e in lab.inventory.enterprises if e.batch == BATCH and e.code in lab.plan.sites)
 
 
+def _verified(result: dict) -> set[str]:
+    return {p["enterprise"] for p in result["enterprises"].values() if p["stage"] == "verified"}
+
+
+def _waves(log: str) -> list[str]:
+    """The output of each wave of the rollout play (up to the next play or the recap)."""
+    return [w.split("\nPLAY ")[0] for w in log.split(BANNER)[1:]]
+
+
+def _hosts(wave: str) -> set[str]:
+    return {line.split("[", 1)[1].split("]", 1)[0].split(" ")[0] for line in wave.splitlines()
+            if line.startswith(("ok: [", "changed: [", "fatal: ["))}
+
+
 @pytest.fixture(scope="module")
 def rollout(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rollout]:
     work = tmp_path_factory.mktemp("rollout")
@@ -105,7 +127,28 @@ def rollout(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Roll
         datapath.forget_session(lab, vault, "hazmon-tracker-rollout-test")
 
 
-def test_first_run_from_bare_isolates_the_cut_enterprise(rollout: Rollout):
+def test_a_failed_canary_stops_the_run(rollout: Rollout, ssh):
+    lab = rollout.lab
+    assert ssh(f"{CANARY}-daq", f"touch {CANARY_BREAK}").returncode == 0
+    try:
+        result = rollout.run("--waves", "1,100%", expect=1)
+    finally:
+        ssh(f"{CANARY}-daq", f"rm -f {CANARY_BREAK}")
+    ents = _by_slug(result)
+    assert ents[CANARY]["failed_gate"] == "rollout" and ents[CANARY]["failed_host"] == f"{CANARY}-daq", ents[CANARY]
+    assert result["stopped"] and "the first wave is the canary" in result["stopped"], result["stopped"]
+    assert f"{CANARY}-daq" in result["stopped"] and "The later waves are not started" in result["stopped"]
+    # Preflight let the others through; their wave never started: nothing of the rollout on their boxes.
+    later = set(_batch_slugs(lab)) - {CANARY, CUT, NOT_READY}
+    assert later and all(ents[s]["stage"] == "ready" and not ents[s]["failed_gate"] for s in later), ents
+    assert set(result["not_reached"]) == {ents[s]["enterprise"] for s in later}
+    waves = _waves(rollout.logs[-1])
+    assert len(waves) == 1 and {h.split("-")[0] for h in _hosts(waves[0])} == {CANARY}, rollout.logs[-1][-4000:]
+    for slug in later:
+        assert ssh(f"{slug}-daq", "test -e /opt/hazmon-collector; echo $?").stdout.split() == ["1"], slug
+
+
+def test_the_next_run_rolls_out_wave_by_wave_each_verified_before_the_next(rollout: Rollout):
     result = rollout.run("--waves", "1,100%", expect=1)  # a canary wave, then the rest; one failed
     ents = _by_slug(result)
     cut = ents[CUT]
@@ -115,25 +158,34 @@ def test_first_run_from_bare_isolates_the_cut_enterprise(rollout: Rollout):
     assert refused["failed_gate"] == "preflight" and "N2" in refused["reason"], refused
     others = set(_batch_slugs(rollout.lab)) - {CUT, NOT_READY}
     assert others and all(ents[s]["stage"] == "verified" and not ents[s]["failed_gate"] for s in others), ents
+    assert not result["stopped"] and not result["not_reached"]
     # The ledger has the gate and the reason, per host, for the cut enterprise.
     recs = [r for r in rollout.records() if r.slug == CUT and r.status in ("failed", "unreachable")]
     assert any(r.gate == "preflight" and r.reason for r in recs)
     # Preflight cut the rollout play's waves in the same run: a canary of one whole enterprise, then
     # the others; none of the refused ones' hosts in any wave.
     assert len(result["serial"]) == 2, result["serial"]
-    banner = "PLAY [Rollout | enterprise devices, wave by wave]"
-    waves = rollout.logs[-1].split(banner)[1:]
+    waves = _waves(rollout.logs[-1])
     assert len(waves) == 2, rollout.logs[-1][-4000:]
-    hosts = [{line.split("[", 1)[1].split("]", 1)[0].split(" ")[0] for line in w.split("\nPLAY ")[0].splitlines()
-              if line.startswith(("ok: [", "changed: ["))} for w in waves]
+    hosts = [_hosts(w) for w in waves]
     assert len({h.split("-")[0] for h in hosts[0]}) == 1 and len(hosts[0]) == result["serial"][0], hosts[0]
     assert not any(h.startswith((CUT, NOT_READY)) for w in hosts for h in w), hosts
+    # Each wave ran its verify gates (data at the province tracker included) before the next began,
+    # and the ledger has each wave's verify records before any record of the next wave's hosts.
+    for wave in waves:
+        assert "TASK [Verify | run the gates]" in wave and "TASK [Verify | this host's gates passed]" in wave
+    run = [r for r in rollout.records() if r.run == result["run"] and r.gate in ("rollout", "verify")]
+    first = {r.host for r in run if r.slug == CANARY}
+    last_verify_of_wave_1 = max(i for i, r in enumerate(run) if r.host in first and r.gate == "verify")
+    first_of_wave_2 = min(i for i, r in enumerate(run) if r.host not in first)
+    assert last_verify_of_wave_1 < first_of_wave_2
+    assert {r.host for r in run if r.gate == "verify" and r.status == "passed"} >= hosts[0] | hosts[1]
 
 
 def test_every_rolled_out_enterprise_delivers_every_expected_tag(rollout: Rollout):
     lab = rollout.lab
     tracker = datapath.tracker_url(lab)
-    done = {p["enterprise"] for p in rollout.runs[0]["enterprises"].values() if p["stage"] == "verified"}
+    done = _verified(rollout.runs[1])
     assert done
     for ent in lab.inventory.enterprises:
         if ent.code not in done or not ent.data_sources:
@@ -149,7 +201,7 @@ def test_the_nvrs_are_registered_at_the_platform(rollout: Rollout):
     sip = lab.inventory.province.platform.sip
     with urllib.request.urlopen(sip.status_url, timeout=5) as resp:
         devices = json.load(resp)["devices"]
-    done = {p["enterprise"] for p in rollout.runs[0]["enterprises"].values() if p["stage"] == "verified"}
+    done = _verified(rollout.runs[1])
     for ent in lab.inventory.enterprises:
         for nvr in ent.devices.nvrs if ent.code in done else []:
             dev = devices.get(nvr.device_id)
@@ -160,7 +212,7 @@ def test_the_nvrs_are_registered_at_the_platform(rollout: Rollout):
 
 def test_the_switches_show_the_reserved_ports(rollout: Rollout):
     lab = rollout.lab
-    done = {p["enterprise"] for p in rollout.runs[0]["enterprises"].values() if p["stage"] == "verified"}
+    done = _verified(rollout.runs[1])
     checked = 0
     for ent in lab.inventory.enterprises:
         sw = ent.devices.switch
@@ -187,7 +239,7 @@ def test_a_second_run_after_the_line_returns_completes_the_cut_one(rollout: Roll
     ents = _by_slug(result)
     assert ents[CUT]["stage"] == "verified" and not ents[CUT]["failed_gate"], ents[CUT]
     # It continued where the first stopped: the verified ones were left alone.
-    first_done = {p["enterprise"] for p in rollout.runs[0]["enterprises"].values() if p["stage"] == "verified"}
+    first_done = _verified(rollout.runs[1])
     assert set(result["skipped_done"]) == first_done
     assert len(result["serial"]) == 1  # one enterprise left: one wave holding all its hosts
     assert result["rc"] == 0, rollout.logs[-1][-4000:]
