@@ -2,7 +2,9 @@
 
 labe0003-daq reads a Modbus RTU line (the lab's pty as /dev/ttyS1): the collector's unit must let
 its dynamic user open that device and nothing else of /dev. The play is the roles alone, as
-playbooks/rollout.yml imports them; the whole batch is tests/e2e/test_rollout.py's.
+playbooks/rollout.yml imports them; the whole batch is tests/e2e/test_rollout.py's. A collector
+the broker refuses (a wrong password) is started too, and restarted for ever: the role must fail
+the host, saying why, within collector_start_timeout.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hazmon.inventory.secrets import mqtt_credential
 from hazmon.lab.lab import Lab
 
 pytestmark = pytest.mark.e2e
@@ -95,6 +98,18 @@ def test_gateway_roles_from_bare(lab: Lab, ssh, vault: dict[str, str], tmp_path:
         # Idempotence: nothing to do the second time.
         rc, stats, out = _play(lab, play)
         assert rc == 0 and stats[HOST]["changed"] == 0, out[-3000:]
+
+        # A wrong broker password (what a stale vault would hand it): the unit starts, the collector
+        # keeps running and retrying, `state: started` is satisfied; the role must fail the host.
+        wrong = json.dumps({mqtt_credential(ent): "not-the-broker-password", "collector_start_timeout": 15})
+        rc, stats, out = _play(lab, play, "-e", wrong)
+        assert rc == 2 and stats[HOST]["failed"] == 1, out[-3000:]
+        assert "hazmon-collector is not connected to the broker and queueing 15 s after its start" in out, out[-3000:]
+        assert "the broker refused" in out and "refused the connection" in out  # the metrics, then the journal
+        assert ssh(HOST, "systemctl is-active hazmon-collector").stdout.strip() == "active"  # started, useless
+        # The vault's password again: the collector is restarted, connects, queues; the role passes.
+        rc, stats, out = _play(lab, play)
+        assert rc == 0 and stats[HOST]["changed"] > 0 and stats[HOST]["failed"] == 0, out[-3000:]
 
         # The collector runs, hardened, and publishes under its enterprise's topic.
         assert ssh(HOST, "systemctl is-active hazmon-collector").stdout.strip() == "active"
