@@ -7,7 +7,10 @@ city and province, exactly as the gateway sees them. The tracker runs in the pro
 on the inventory's platform address. Secrets go into 0600 files only (never argv or logs).
 
 Used by tests/e2e/test_data_path.py and by scripts/demo (`python -m hazmon.lab.datapath ...`);
-every process is recorded by PID and start time and stopped by that PID only.
+every process is recorded by PID and start time and stopped by that PID only. Each is also recorded
+in the lab's run state (kind `datapath`), so that `lab down` stops it when whoever started it could
+not (a pytest or demo killed midway): the e2e session's `lab down` at its start then leaves no
+tracker or collector of an earlier run behind.
 """
 
 from __future__ import annotations
@@ -41,10 +44,12 @@ from hazmon.lab.lab import Lab, LabError, listening
 from hazmon.lab.plan import Host
 from hazmon.lab.procs import ProcRecord, alive, start_time, stop
 from hazmon.lab.services import write_private
+from hazmon.lab.state import LabState
 
 BIN = Path(sys.executable).parent  # the venv's bin: hazmon-collector, hazmon-tracker
 PROCS_FILE = "procs.json"
 DEMO_CLIENT_ID = "hazmon-tracker-demo"
+DATAPATH_KIND = "datapath"  # of the lab run state's records of the processes started here
 
 
 # ------------------------------------------------------------------ collector
@@ -57,6 +62,7 @@ class CollectorSetup:
     config: Path
     queue: Path
     metrics_port: int
+    run_dir: Path  # the lab's: its run state records the process
 
     @property
     def ns(self) -> str:
@@ -93,7 +99,7 @@ def collector_setup(lab: Lab, enterprise: str, workdir: Path, vault: dict[str, s
             write_private(secrets / f"opc-{src.name}.password", vault[src.opc.credential] + "\n")
     config = workdir / "collector.yml"
     config.write_text(dump_yaml(cfg), encoding="utf-8")
-    return CollectorSetup(ent, host, config, cfg.queue.path, cfg.metrics.port)
+    return CollectorSetup(ent, host, config, cfg.queue.path, cfg.metrics.port, lab.run_dir)
 
 
 def start_collector(setup: CollectorSetup, log: Path) -> subprocess.Popen:
@@ -101,7 +107,8 @@ def start_collector(setup: CollectorSetup, log: Path) -> subprocess.Popen:
     if listening(setup.ns, "127.0.0.1", setup.metrics_port):
         raise LabError(f"{setup.host.name}: something already listens on 127.0.0.1:{setup.metrics_port} in "
                        f"{setup.ns} (another collector of this gateway?); stop it first")
-    return _popen(setup.ns, [str(BIN / "hazmon-collector"), "--config", str(setup.config)], log)
+    return _popen(setup.ns, [str(BIN / "hazmon-collector"), "--config", str(setup.config)], log, setup.run_dir,
+                  f"collector:{setup.enterprise.slug}")
 
 
 def scrape_collector(setup: CollectorSetup) -> dict[str, float]:
@@ -156,6 +163,7 @@ class TrackerSetup:
     argv: list[str]
     state: Path
     url: str  # http://<platform tracker address>:<port>, reachable from the root namespace
+    run_dir: Path  # the lab's: its run state records the process
 
 
 def tracker_url(lab: Lab, port: int | None = None) -> str:
@@ -180,11 +188,11 @@ def tracker_setup(lab: Lab, workdir: Path, vault: dict[str, str], client_id: str
         "--client-id", client_id, "--username", TRACKER_MQTT_USER, "--password-file", str(password),
         "--listen-host", host, "--listen-port", port_text, "--evaluate-every", f"{evaluate_every:g}",
     ]
-    return TrackerSetup(lab.plan.province_ns, argv, state, url)
+    return TrackerSetup(lab.plan.province_ns, argv, state, url, lab.run_dir)
 
 
 def start_tracker(setup: TrackerSetup, log: Path) -> subprocess.Popen:
-    return _popen(setup.ns, setup.argv, log)
+    return _popen(setup.ns, setup.argv, log, setup.run_dir, "tracker")
 
 
 def tracker_get(url: str | TrackerSetup, path: str) -> str:
@@ -284,14 +292,27 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
-def _popen(ns: str, argv: list[str], log: Path) -> subprocess.Popen:
+def _popen(ns: str, argv: list[str], log: Path, run_dir: Path, name: str) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, *argv],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C at the terminal reaches it only through us, by PID
         )
+    on_the_lab(run_dir, record(name, proc, ns, log))
+    return proc
+
+
+def on_the_lab(run_dir: Path, rec: ProcRecord) -> None:
+    """Record a process started in the lab's namespaces in the lab's run state (`lab down` stops it by
+    PID and start time); records of such processes that have ended are dropped meanwhile."""
+    st = LabState.load(run_dir)
+    if not st.exists():
+        return  # no lab is up: no state to record into (nor namespaces for the process to run in)
+    st.processes = {k: r for k, r in st.processes.items() if r.kind != DATAPATH_KIND or alive(r)}
+    st.processes[f"{DATAPATH_KIND}:{rec.name}:{rec.pid}"] = rec
+    st.save()
 
 
 def terminate(proc: subprocess.Popen, timeout: float = 20.0) -> int:
@@ -307,7 +328,7 @@ def terminate(proc: subprocess.Popen, timeout: float = 20.0) -> int:
 
 
 def record(name: str, proc: subprocess.Popen, ns: str, log: Path) -> ProcRecord:
-    return ProcRecord(name, proc.pid, start_time(proc.pid) or 0, ns, [], str(log), "datapath")
+    return ProcRecord(name, proc.pid, start_time(proc.pid) or 0, ns, [], str(log), DATAPATH_KIND)
 
 
 def save_records(path: Path, records: list[ProcRecord]) -> None:

@@ -324,9 +324,11 @@ class Lab:
         """Stop every recorded process, delete every namespace, remove the run dir. Returns problems."""
         st = self.state()
         problems: list[str] = []
-        # Hosts first (orderly systemd shutdown), then simulators, services and helpers.
+        # Hosts are asked first (orderly systemd shutdown, all at once); then the trackers and
+        # collectors tests or the demo started on the lab, the hosts, simulators, services and helpers.
         order = sorted(
-            st.processes.values(), key=lambda r: {"host": 0, "sim": 1, "service": 2}.get(r.kind, 3)
+            st.processes.values(),
+            key=lambda r: {"datapath": 0, "host": 1, "sim": 2, "service": 3}.get(r.kind, 4),
         )
         hosts = [r for r in order if r.kind == "host"]
         for rec in hosts:
