@@ -26,6 +26,13 @@ def test_an_unknown_batch_is_refused_and_nothing_runs(tmp_path: Path):
     assert not ledger.exists()
 
 
+def test_a_max_fail_percentage_outside_0_to_100_is_refused_before_anything_runs(tmp_path: Path):
+    ledger = tmp_path / "ledger.jsonl"
+    proc = hazmon("rollout", str(LAB), "--batch", "1", "--max-fail-percentage", "150", "--ledger", str(ledger))
+    assert proc.returncode == 2 and "--max-fail-percentage 150: give 0 to 100" in proc.stderr, proc.stderr
+    assert not ledger.exists()
+
+
 def test_an_invalid_inventory_is_refused_naming_file_line_and_rule(tmp_path: Path):
     inv = tmp_path / "lab"
     shutil.copytree(LAB, inv, ignore=shutil.ignore_patterns(".cache"))

@@ -67,6 +67,10 @@ class BatchResult:
 def run_batch(root: Path, batch: int, runner: Runner, *, check: bool = False, everything: bool = False,
               waves: Sequence[str] = DEFAULT_WAVES, only: Sequence[str] = (),
               max_fail_percentage: int = DEFAULT_MAX_FAIL_PERCENTAGE) -> BatchResult:
+    if not 0 <= max_fail_percentage <= 100:
+        # Refused here, not by the wave's verdict at the end of the first wave (which would stop the run there).
+        raise RolloutError(f"--max-fail-percentage {max_fail_percentage}: give 0 to 100 (a share of a wave's "
+                           "enterprises)")
     inv, readiness = load_valid(root)  # an invalid inventory stops here: nothing is touched
     in_batch = sorted((r for r in readiness if r.enterprise.batch == batch), key=lambda r: r.enterprise.slug)
     if not in_batch:
