@@ -105,8 +105,9 @@ def unreadable_reason() -> str:
     if not isinstance(got, OSError):
         return "adjtimex(2) answers now"
     if got.errno == errno.EPERM:
-        return ("adjtimex(2): operation not permitted (a systemd unit with ProtectClock=yes forbids even "
-                "reading the clock's state)")
+        return ("adjtimex(2): operation not permitted (a systemd unit forbids even reading the clock's "
+                "state with ProtectClock=yes, or with a SystemCallFilter= allow-list without adjtimex: "
+                "@system-service has none)")
     return f"adjtimex(2): {got.strerror}"
 
 
