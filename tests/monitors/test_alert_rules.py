@@ -25,3 +25,8 @@ def test_rules_are_valid() -> None:
 def test_alerts_fire_when_they_should() -> None:
     result = _promtool("test", "rules", "hazmon-feeds.test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_collector_alerts_fire_when_they_should() -> None:
+    result = _promtool("test", "rules", "hazmon-collector.test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
