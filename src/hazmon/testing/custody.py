@@ -128,7 +128,7 @@ class _Gateway:
     def result(self) -> GatewayResult:
         q, st = self.queue, self.stats
         return GatewayResult(self.cfg.gateway, q.epoch, q.last_seq, q.enqueued_samples, q.depth_batches,
-                             st.batches_sent, st.batches_published, int(getattr(st, "resent_batches", 0)))
+                             st.batches_sent, st.batches_published, st.resent_batches)
 
 
 def worker(spec_file: Path) -> int:
