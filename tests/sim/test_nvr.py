@@ -263,8 +263,10 @@ def test_wrong_sip_password_is_refused_and_not_registered(lab: Lab) -> None:
                    for r in lab.registrations()["rejections"])
     wait_for(refused, 5, "a 403 at the registrar")
     assert lab.device_id not in lab.registrations()["devices"]
-    status = control(lab.nvr_control, {"cmd": "status"})["sip_status"]
-    assert status["registered"] is False and status["last_status"] == 403
+    # The registrar writes its file before it answers: the NVR hears the 403 a moment later.
+    wait_for(lambda: control(lab.nvr_control, {"cmd": "status"})["sip_status"]["last_status"] == 403, 5,
+             "the NVR hearing the 403")
+    assert control(lab.nvr_control, {"cmd": "status"})["sip_status"]["registered"] is False
 
 
 def test_settings_survive_a_restart_in_a_0600_file(lab: Lab, tmp_path: Path) -> None:
