@@ -19,8 +19,8 @@ from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
 from hazmon.inventory.model import REGISTER_WIDTH, Tag
 from hazmon.inventory.secrets import sip_credential
-from hazmon.lab import faults
-from hazmon.lab.devices import tty_links
+from hazmon.lab import faults, tls
+from hazmon.lab.devices import tls_dir, tty_links
 
 pytestmark = pytest.mark.e2e
 
@@ -181,7 +181,7 @@ def test_nvr_gb28181_access_set_over_isapi_registers_and_keeps_alive(lab, vault,
     def curl(*args: str) -> str:
         done = subprocess.run(
             ["curl", "-sS", "--fail", "--digest", "--netrc-file", str(netrc),
-             "--cacert", str(lab.run_dir / "tls" / "ca.crt"), *args],
+             "--cacert", str(tls_dir(lab.run_dir) / tls.CA_CERT), *args],
             capture_output=True,
             text=True,
             timeout=10,
