@@ -24,6 +24,8 @@ VAULT_FILE = Path("group_vars") / "all" / "vault.yml"
 # The province feed tracker's broker account (it subscribes to every gateway's topics).
 TRACKER_MQTT_USER = "hazmon-tracker"
 TRACKER_MQTT_CREDENTIAL = "vault_mqtt_tracker"
+# The bearer token the tracker's JSON API requires (hazmon-tracker --api-token-file).
+TRACKER_API_CREDENTIAL = "vault_tracker_api_token"
 
 
 def mqtt_credential(ent: Enterprise) -> str:
@@ -43,6 +45,7 @@ def credential_refs(inv: Inventory) -> list[str]:
             names.append(mqtt_credential(ent))
     names.append("vault_sip_password")  # the platform's GB28181 registration password
     names.append(TRACKER_MQTT_CREDENTIAL)
+    names.append(TRACKER_API_CREDENTIAL)
     return list(dict.fromkeys(names))
 
 

@@ -69,6 +69,9 @@ class TrackerSettings(BaseModel):
     # Above this many gaps in one gateway's seqs the oldest gap is given up (counted), so that a
     # gateway whose queue overflowed cannot grow the dedup state without bound.
     max_seq_gaps: int = Field(default=1000, ge=1)
+    # HTTP: the request line and headers must arrive whole within this many seconds, and each
+    # write of the answer must progress within it, or the connection is closed.
+    http_request_timeout_seconds: float = Field(default=10.0, gt=0)
     thresholds: Thresholds = Thresholds()
 
 
