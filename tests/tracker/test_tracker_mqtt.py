@@ -162,7 +162,7 @@ def test_metrics_pass_promtool_and_api_answers(app: TrackerApp, publisher: Publi
     port = app.http.port
     publisher.batch(LAB_CODE, 1, GOOD | {"LT-101": 18.6}, time.time())
     publisher.raw(f"hazmon/v1/5101/{LAB_CODE}/dcs", b"not json")
-    wait_for(lambda: metric(port, "hazmon_tracker_messages_malformed_total", reason="schema") == 1,
+    wait_for(lambda: metric(port, "hazmon_tracker_messages_malformed_total", reason="not_json") == 1,
              what="the malformed message")
     app.tracker.evaluate()
     _, body = get(port, "/metrics")

@@ -4,7 +4,8 @@ GET /api/v1/enterprises                 every enterprise with its sources' evalu
 GET /api/v1/enterprises/<code>          one enterprise, with every tag of every source
 GET /api/v1/tags?enterprise=<code>[&source=<name>][&flag=<flag>]
                                         tags of one enterprise (required: responses stay bounded)
-GET /healthz                            200 while the tracker runs
+GET /healthz                            200 while every internal loop is alive and not stale, else
+                                        503 naming the loop (text, one line per loop)
 Per-tag flags use the time of the last evaluation, so the API agrees with /metrics.
 
 Exposure (N8): the JSON API carries enterprise names (confidential ones too, R4) and live
@@ -155,6 +156,20 @@ class TrackerApi:
         return HTTPStatus.OK, {"evaluated_at": at, "tags": tags}
 
 
+def healthz(tracker: Tracker) -> tuple[HTTPStatus, bytes]:
+    """200 and `ok` while every started loop is healthy; 503 and `unhealthy: <loops>` otherwise.
+    Then one line per loop: its name, ok or why not, and how long ago it last succeeded."""
+    now = tracker.clock()
+    statuses = tracker.health.status()
+    bad = [s.name for s in statuses if not s.healthy]
+    lines = [f"unhealthy: {', '.join(bad)}" if bad else "ok"]
+    for s in statuses:
+        ago = f"{now - s.last_success:.1f} s ago" if math.isfinite(s.last_success) else "never"
+        lines.append(f"{s.name}: {s.detail} (last success {ago})")
+    status = HTTPStatus.SERVICE_UNAVAILABLE if bad else HTTPStatus.OK
+    return status, ("\n".join(lines) + "\n").encode()
+
+
 class _DeadlineReader(io.RawIOBase):
     """A connection's socket, read against one deadline for the whole request: a per-read
     timeout alone lets a client trickling one byte at a time hold the handler thread forever."""
@@ -189,7 +204,7 @@ def make_handler(api: TrackerApi, registry: CollectorRegistry, token: bytes | No
             if path == "/metrics":
                 self._send(HTTPStatus.OK, generate_latest(registry), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
-                self._send(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+                self._send(*healthz(api.tracker), "text/plain; charset=utf-8")
             elif path == API or path.startswith(f"{API}/"):
                 if self._authorized():
                     self._api(path, url.query)

@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         app = TrackerApp(config_from_args(args))
     except (InventoryError, SettingsError, StateError, OSError) as exc:
         print(f"hazmon-tracker: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:  # the state file locked by another process, a full disk, ...
+        print(f"hazmon-tracker: {args.state}: {exc}", file=sys.stderr)
         return 2
     # The inventory model and restored state live as long as the process (440k tags: millions of
     # objects): keep them out of the collector's full passes, which otherwise stall ingest.
