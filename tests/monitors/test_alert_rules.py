@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 RULES = Path(__file__).resolve().parents[2] / "monitors" / "prometheus" / "rules"
 
 
@@ -23,5 +25,15 @@ def test_rules_are_valid() -> None:
 
 
 def test_alerts_fire_when_they_should() -> None:
-    result = _promtool("test", "rules", "hazmon-feeds.test.yml")
+    tests = sorted(p.name for p in RULES.glob("*.test.yml"))
+    assert {"hazmon-feeds.test.yml", "hazmon-tracker.test.yml"} <= set(tests)
+    result = _promtool("test", "rules", *tests)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_tracker_alert_has_a_test_that_fires_it() -> None:
+    rules = yaml.safe_load((RULES / "hazmon-tracker.rules.yml").read_text(encoding="utf-8"))
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    cases = yaml.safe_load((RULES / "hazmon-tracker.test.yml").read_text(encoding="utf-8"))["tests"]
+    fired = {t["alertname"] for case in cases for t in case.get("alert_rule_test", []) if t.get("exp_alerts")}
+    assert alerts and alerts <= fired, f"no firing test for {sorted(alerts - fired)}"
