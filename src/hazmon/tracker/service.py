@@ -89,7 +89,7 @@ class Tracker:
     def receive(self, topic: str, payload: bytes, mid: int = 0, qos: int = 0) -> str:
         """One MQTT message. Returns the outcome's name (for tests and logs); never raises for
         anything the message holds. Its acknowledgement waits for the commit that holds it."""
-        outcome = "error"
+        outcome, held, due = "error", False, False
         try:
             now = self.clock()
             found = self._decode(topic, payload)  # outside the lock: the costly part
@@ -99,12 +99,15 @@ class Tracker:
                 else:
                     self.state.count(f"malformed_{found}")
                     outcome = "malformed"
+                held, due = True, self._hold(mid, qos)
         except Exception:
             log.exception("a message on %.200r (%d bytes) could not be handled: counted, dropped, and "
                           "acknowledged with the next commit", topic, len(payload))
             self.count_error()
         finally:
-            due = self._hold(mid, qos)
+            if not held:
+                with self.lock:
+                    due = self._hold(mid, qos)
         # After a failed commit the flush loop tries again (backoff): not paho's network thread.
         if due and self._unwritten is None:
             self.flush()
@@ -128,11 +131,11 @@ class Tracker:
         return batch
 
     def _hold(self, mid: int, qos: int) -> bool:
-        """Keep a message's acknowledgement for after the next commit; True when a flush is due."""
-        with self.lock:
-            if qos > 0:
-                self._pending.append((mid, qos))
-            return len(self._pending) >= self.settings.max_unacked
+        """Keep a message's acknowledgement for after the next commit; True when a flush is due.
+        Caller holds the lock."""
+        if qos > 0:
+            self._pending.append((mid, qos))
+        return len(self._pending) >= self.settings.max_unacked
 
     def count_error(self) -> None:
         with self.lock:
