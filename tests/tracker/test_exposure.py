@@ -150,7 +150,7 @@ def test_a_silent_or_trickling_client_is_cut_off(
             if time.monotonic() - started > 2 and byte == ord("a"):
                 assert get(port, "/healthz", token=None)[0] == 200
         took = time.monotonic() - started
-        assert cut and took < limit + 5, f"the trickling client was not cut off ({took:.1f} s)"
+        assert cut and took < limit + 10, f"the trickling client was not cut off ({took:.1f} s)"
         assert closed_within(silent, started + limit + 10), "the silent client was not cut off"
         silent.close()
         trickler.close()

@@ -94,6 +94,7 @@ def fault_then_recovery(app: TrackerApp, acked: list, publisher: Publisher, stat
     wait_for(lambda: committed(state)[0] == N and len(acked) == 1, what="batch 1 committed and acked")
     wait_for(lambda: health(port)[0] == 200, what="/healthz 200")
     with fault:
+        faulty_since = time.time()
         for seq in range(2, 32):
             publisher.batch(LAB_CODE, seq, GOOD | {"LT-101": seq / 2}, t0 + seq)
         # Mosquitto sends at most 20 unacknowledged messages to one client: the tracker holds 20.
@@ -101,9 +102,11 @@ def fault_then_recovery(app: TrackerApp, acked: list, publisher: Publisher, stat
         wait_for(lambda: health(port)[0] == 503, what="/healthz 503")
         body = health(port)[1]
         assert body.startswith("unhealthy: flush") and error in body, body
-        assert "evaluation: ok" in body and "mqtt: ok" in body, body
+        assert "mqtt: ok" in body, body
         assert metric(port, "hazmon_tracker_loop_up", loop="flush") == 0
-        assert metric(port, "hazmon_tracker_loop_up", loop="evaluation") == 1
+        # The evaluation goes on meanwhile (its own thread; the state it reads is in memory).
+        wait_for(lambda: (metric(port, "hazmon_tracker_loop_last_success_timestamp_seconds", loop="evaluation")
+                          or 0) > faulty_since, what="an evaluation during the fault")
         assert (metric(port, "hazmon_tracker_flush_failures_total") or 0) >= 1
         assert metric(port, "hazmon_tracker_unacked_messages") == 20
         # Nothing acknowledged: the broker, which would have sent the next ones, held them back.
