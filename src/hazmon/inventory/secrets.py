@@ -25,6 +25,8 @@ VAULT_FILE = Path("group_vars") / "all" / "vault.yml"
 # The province feed tracker's broker account (it subscribes to every gateway's topics).
 TRACKER_MQTT_USER = "hazmon-tracker"
 TRACKER_MQTT_CREDENTIAL = "vault_mqtt_tracker"
+# The bearer token the tracker's JSON API requires (hazmon-tracker --api-token-file).
+TRACKER_API_CREDENTIAL = "vault_tracker_api_token"
 
 
 # The platform's GB/T 28181 registration password, when it has one for the whole province.
@@ -63,6 +65,7 @@ def credential_refs(inv: Inventory) -> list[str]:
     if not per_device:
         names.append(SIP_SHARED_CREDENTIAL)  # the platform's GB28181 registration password
     names.append(TRACKER_MQTT_CREDENTIAL)
+    names.append(TRACKER_API_CREDENTIAL)
     return list(dict.fromkeys(names))
 
 
