@@ -27,7 +27,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from hazmon import wire
-from hazmon.collector.config import dump_yaml
+from hazmon.collector.config import ClockConfig, dump_yaml
 from hazmon.collector.render import render_config
 from hazmon.inventory.model import Enterprise, Protocol
 from hazmon.inventory.secrets import (
@@ -86,7 +86,10 @@ def collector_setup(lab: Lab, enterprise: str, workdir: Path, vault: dict[str, s
             gw_end = os.path.realpath(tty_links(lab.run_dir, ent.slug, src.name)[1])
             src = src.model_copy(update={"serial": src.serial.model_copy(update={"port": gw_end})})
         sources.append(src)
-    cfg = cfg.model_copy(update={"sources": sources})
+    # The lab's hosts share this machine's kernel clock, which no lab daemon disciplines (the
+    # province's chronyd only serves time): the kernel never says "synchronised" here, and
+    # waiting for it would only delay the first samples by clock.sync_wait.
+    cfg = cfg.model_copy(update={"sources": sources, "clock": ClockConfig(sync_wait=0)})
     _private_dir(secrets)
     write_private(secrets / "mqtt.password", vault[mqtt_credential(ent)] + "\n")
     for src in ent.data_sources:
