@@ -19,12 +19,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Strict(BaseModel):
-    """Base for every record: unknown keys are typos, and typos are errors.
+    """Base for every record: unknown keys are typos, and typos are errors; a number is finite
+    (YAML's .nan and .inf, or 1e400, are no instrument's range, scale or set point: NaN compares
+    false with everything, so no rule would ever see it).
 
     Mutable defaults (lists, records) are given as default_factory: pydantic deep-copies a default
     value for every record that omits it (about 100,000 copies at national scale)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True, allow_inf_nan=False)
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
