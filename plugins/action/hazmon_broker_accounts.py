@@ -22,7 +22,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=_SPEC)
         try:
-            from hazmon.broker import broker_accounts
+            from hazmon.broker import MAX_PACKET_BYTES, broker_accounts
             from hazmon.inventory.findings import InventoryError
             from hazmon.inventory.validate import load_valid
         except ImportError as exc:
@@ -31,5 +31,6 @@ class ActionModule(ActionBase):
             inv, _ = load_valid(Path(args["inventory"]))
         except InventoryError as exc:
             raise AnsibleActionFail(f"hazmon inventory {args['inventory']} is invalid: {exc}") from exc
-        result.update(changed=False, accounts=[a.as_dict() for a in broker_accounts(inv)])
+        result.update(changed=False, accounts=[a.as_dict() for a in broker_accounts(inv)],
+                      max_packet_size=MAX_PACKET_BYTES)
         return result

@@ -38,6 +38,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+max_packet_size:
+  description: >-
+    The largest MQTT packet the broker may accept, in bytes (hazmon.broker.MAX_PACKET_BYTES,
+    derived from the wire format's payload limit).
+  returned: always
+  type: int
 accounts:
   description: The accounts, gateways by enterprise code first, then the tracker.
   returned: always
@@ -50,12 +56,20 @@ accounts:
     credential:
       description: Name of the vault variable holding the account's password.
       type: str
-    access:
-      description: C(write) (a gateway publishes) or C(read) (the tracker subscribes).
-      type: str
-    topic:
-      description: The topic filter the account may use that way.
-      type: str
+    rights:
+      description: >-
+        What the account may do, as Mosquitto ACL lines: a gateway writes its own enterprise's
+        data topic and reads its own committed-seqs topic; the tracker reads every data topic and
+        writes the committed-seqs topics (custody, docs/wire.md).
+      type: list
+      elements: dict
+      contains:
+        access:
+          description: C(read) or C(write).
+          type: str
+        topic:
+          description: The topic filter the account may use that way.
+          type: str
     enterprise:
       description: The gateway's enterprise code, empty for the tracker.
       type: str

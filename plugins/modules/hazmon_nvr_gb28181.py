@@ -21,6 +21,12 @@ description:
     registered, online and reports every channel ID in its catalog, and fails naming V2, the device ID
     and what the registrar saw (for example a rejection and its reason).
   - O(state=absent) disables the platform access (decommission); settings and channel IDs stay on the device.
+  - >-
+    ISAPI goes over HTTPS by default (the inventory's C(isapi) record of the NVR says otherwise for a device
+    without HTTPS); the device's certificate is verified against O(ca_file) and must name the address used.
+  - >-
+    N8 (secure transmission): the SIP password is never sent over plain HTTP unless
+    O(insecure_secrets_over_http) is set; without it the module fails before changing anything.
   - Refuses an NVR whose inventory record says C(gb28181) is false (notice rule V2).
 version_added: "0.5.0"
 author: hazmon
@@ -39,6 +45,21 @@ options:
   address:
     description: Host (and optional C(:port)) of the NVR's ISAPI; default the inventory's NVR address.
     type: str
+  scheme:
+    description: C(https) or C(http) for ISAPI; default the inventory's C(isapi.scheme) (C(https) unless recorded).
+    type: str
+    choices: [https, http]
+  ca_file:
+    description:
+      - CA bundle on the control node that the NVR's HTTPS certificate must chain to.
+      - Default the control node's system trust store.
+    type: path
+  insecure_secrets_over_http:
+    description:
+      - Explicit opt-in to send the SIP password to an NVR reached over plain HTTP (N8 forbids it otherwise).
+      - Only for a device that has no HTTPS, on a network the operator vouches for.
+    type: bool
+    default: false
   username:
     description: ISAPI user.
     type: str
@@ -50,7 +71,9 @@ options:
     no_log: true
   sip_password:
     description:
-      - The platform's GB/T 28181 registration password (C(vault_sip_password)).
+      - >-
+        The NVR's GB/T 28181 registration password: its own (C(vault_sip_<slug>_<nvr>)) when the
+        inventory's C(platform.sip.per_device_passwords) is true, else the province's (C(vault_sip_password)).
       - Required with O(state=present).
     type: str
     no_log: true
@@ -111,8 +134,12 @@ EXAMPLES = r"""
     enterprise: "{{ hazmon_enterprise }}"
     nvr: "{{ hazmon_nvr_name }}"
     password: "{{ lookup('ansible.builtin.vars', hazmon_nvr_credential) }}"
-    sip_password: "{{ vault_sip_password }}"
+    sip_password: "{{ lookup('ansible.builtin.vars', _sip_credential) }}"
+    ca_file: /etc/hazmon/nvr-ca.pem
     wait_timeout: 120
+  vars:
+    # The NVR's own password when the platform keeps one per device, else the province's.
+    _sip_credential: "{{ hazmon_platform.sip | hazmon_sip_credential(hazmon_slug, hazmon_nvr_name) }}"
   no_log: true
 """
 
@@ -148,7 +175,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 try:
     from hazmon.devices import gb28181
-    from hazmon.devices.isapi import Isapi, IsapiError
+    from hazmon.devices.isapi import IsapiError
     from hazmon.devices.site import DeviceError, find_nvr, load_site
 except ImportError as exc:  # pragma: no cover - the control node's python must have hazmon
     HAZMON_ERROR: ImportError | None = exc
@@ -165,6 +192,9 @@ ARGUMENT_SPEC = dict(
     nvr=dict(type="str", required=True),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     address=dict(type="str"),
+    scheme=dict(type="str", choices=["https", "http"]),
+    ca_file=dict(type="path"),
+    insecure_secrets_over_http=dict(type="bool", default=False),
     username=dict(type="str", default="admin"),
     password=dict(type="str", required=True, no_log=True),
     sip_password=dict(type="str", no_log=True),
@@ -188,7 +218,9 @@ def run(module: AnsibleModule) -> dict:
     p = module.params
     inv, ent = load_site(p["inventory_root"], p["enterprise"])
     nvr = find_nvr(ent, p["nvr"])
-    client = Isapi(f"http://{p['address'] or nvr.address}", p["username"], p["password"], timeout=p["timeout"])
+    client = gb28181.nvr_client(ent, nvr, p["username"], p["password"], address=p["address"], scheme=p["scheme"],
+                                ca_file=p["ca_file"], insecure_secrets_over_http=p["insecure_secrets_over_http"],
+                                timeout=p["timeout"])
     if p["state"] == "absent":
         plan = gb28181.disable(client, check=module.check_mode)
         result = {"changed": plan.changed, "reasons": plan.reasons, "password_sent": False,

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 SCHEMA_VERSION = 1
 # `ep` is an SQLite INTEGER on both ends (the gateway's queue, the tracker's state): 63 bits.
 MAX_EPOCH = 2**63 - 1
+# `seq` is one too (the gateway's queue); the committed ranges sent back carry it.
+MAX_SEQ = 2**63 - 1
 TOPIC_ROOT = f"hazmon/v{SCHEMA_VERSION}"
 # Outside TOPIC_ROOT, so that the tracker's subscription to the data never matches its own acks.
 ACK_ROOT = f"hazmon/ack/v{SCHEMA_VERSION}"
@@ -44,8 +46,19 @@ ACK_ROOT = f"hazmon/ack/v{SCHEMA_VERSION}"
 MAX_PAYLOAD_BYTES = 256 * 1024
 
 
+# Why a message was refused: a small fixed set, so that a receiver can count by reason.
+TOO_LARGE = "too_large"  # over MAX_PAYLOAD_BYTES: not even parsed
+NOT_JSON = "not_json"  # not UTF-8, not JSON, or nested deeper than the parser goes
+SCHEMA = "schema"  # JSON, but not a v1 message: a field missing, of the wrong type or out of range
+REASONS = (TOO_LARGE, NOT_JSON, SCHEMA)
+
+
 class WireError(ValueError):
-    """A message that does not follow the schema; the receiver counts and drops it."""
+    """A message that does not follow the schema; the receiver counts (by `reason`) and drops it."""
+
+    def __init__(self, message: str, reason: str = SCHEMA) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def topic(city: str, enterprise: str, source: str) -> str:
@@ -98,29 +111,74 @@ class Batch:
         ).encode()
 
 
-def decode(payload: bytes) -> Batch:
+def _json_object(payload: bytes, what: str) -> dict:
+    """The payload as a JSON object; WireError (with its reason) for anything else."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireError(f"{what} of {len(payload)} bytes (limit {MAX_PAYLOAD_BYTES})", TOO_LARGE)
     try:
-        raw = json.loads(payload)
-        if raw.get("v") != SCHEMA_VERSION:
-            raise WireError(f"schema version {raw.get('v')!r}, expected {SCHEMA_VERSION}")
-        samples = tuple(
-            Sample(str(s["t"]), float(s["ts"]), float(s["v"])) for s in raw["samples"]
-        )
-        seq = int(raw["seq"])
-        if seq < 0:
-            raise WireError("negative seq")
-        epoch = raw.get("ep", 0)
-        # A JSON integer only (bool is an int to Python): a float or a string is a broken sender.
-        if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
-            raise WireError(f"ep {epoch!r} is not an integer in 0..2^63-1")
+        # Strict UTF-8 first: json.loads(bytes) would also take UTF-16/32 and lone surrogates.
+        raw = json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise WireError(f"{what} is not UTF-8 JSON: {exc}", NOT_JSON) from exc
+    if type(raw) is not dict:
+        raise WireError(f"{what} is a JSON {type(raw).__name__}, not an object")
+    version = raw.get("v")
+    if type(version) is not int or version != SCHEMA_VERSION:  # `true == 1` to Python
+        raise WireError(f"schema version {version!r:.40}, expected {SCHEMA_VERSION}")
+    return raw
+
+
+def _number(x: object, field: str) -> float:
+    """A JSON number (int or float, never a bool or a string) as a finite float."""
+    t = type(x)
+    if t is float:
+        value = x
+    elif t is int:
+        value = float(x)  # OverflowError for an integer beyond a double: caught by decode
+    else:
+        raise WireError(f"{field} {x!r:.40} is not a number")
+    if not math.isfinite(value):
+        raise WireError(f"{field} is not finite")
+    return value
+
+
+def _integer(x: object, field: str, highest: int) -> int:
+    if type(x) is not int or not 0 <= x <= highest:
+        raise WireError(f"{field} {x!r:.40} is not an integer in 0..{highest}")
+    return x
+
+
+def decode(payload: bytes) -> Batch:
+    """A data message; raises WireError, and only WireError, for anything that is not one."""
+    raw = _json_object(payload, "batch")
+    try:
+        gw, source, samples = raw["gw"], raw["src"], raw["samples"]
+        if type(gw) is not str or type(source) is not str:
+            raise WireError("gw and src must be strings")
+        seq = _integer(raw["seq"], "seq", MAX_SEQ)
+        epoch = _integer(raw.get("ep", 0), "ep", MAX_EPOCH)
+        sent = _number(raw.get("sent", 0.0), "sent")
+        if type(samples) is not list:
+            raise WireError("samples must be a list")
+        out = []
+        isfinite = math.isfinite
         for s in samples:
-            if not (math.isfinite(s.ts) and math.isfinite(s.value)):
-                raise WireError(f"sample of {s.tag} is not finite")
-        return Batch(str(raw["gw"]), seq, str(raw["src"]), samples, float(raw.get("sent", 0.0)), epoch)
+            if type(s) is not dict:
+                raise WireError("a sample must be an object")
+            tag, ts, value = s["t"], s["ts"], s["v"]
+            # The hot path: floats checked inline, anything else through _number.
+            if type(ts) is not float or not isfinite(ts):
+                ts = _number(ts, f"ts of {tag!r:.40}")
+            if type(value) is not float or not isfinite(value):
+                value = _number(value, f"value of {tag!r:.40}")
+            if type(tag) is not str:
+                raise WireError(f"tag {tag!r:.40} is not a string")
+            out.append(Sample(tag, ts, value))
+        return Batch(gw, seq, source, tuple(out), sent, epoch)
     except WireError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise WireError(f"malformed batch: {exc}") from exc
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise WireError(f"malformed batch: {exc!r:.200}") from exc
 
 
 # ------------------------------------------------------------------ custody: committed seqs
@@ -153,10 +211,10 @@ class Committed:
 def decode_committed(payload: bytes) -> Committed:
     """The inverse of Committed.encode; WireError for anything else (never another exception)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise WireError(f"committed-seqs message of {len(payload)} bytes (limit {MAX_PAYLOAD_BYTES})")
+        raise WireError(f"committed-seqs message of {len(payload)} bytes (limit {MAX_PAYLOAD_BYTES})", TOO_LARGE)
     try:
         raw = json.loads(payload)
-        if not isinstance(raw, dict) or raw.get("v") != SCHEMA_VERSION:
+        if not isinstance(raw, dict) or type(raw.get("v")) is not int or raw["v"] != SCHEMA_VERSION:
             raise WireError("not a committed-seqs message of schema v1")
         gw, epoch, seqs, at = raw["gw"], raw["ep"], raw["seqs"], raw.get("at", 0.0)
         if not isinstance(gw, str) or type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:

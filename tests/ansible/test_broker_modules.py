@@ -20,7 +20,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hazmon import wire
-from hazmon.broker import READ, WRITE, broker_accounts
+from hazmon.broker import READ, WRITE, Right, broker_accounts
 from hazmon.inventory.model import Annotation
 from hazmon.inventory.secrets import credential_refs
 from hazmon.inventory.validate import load_valid
@@ -46,7 +46,7 @@ PW = _passwd_module()
 def test_accounts_are_the_gateways_of_enterprises_not_in_long_term_shutdown_plus_the_tracker():
     inv, _ = load_valid(LAB)
     accounts = broker_accounts(inv)
-    gateways = [a for a in accounts if a.access == WRITE]
+    gateways = [a for a in accounts if a.enterprise]
     expected = sorted(
         e.code for e in inv.enterprises
         if e.devices.daq_gateway is not None and Annotation.LONG_TERM_SHUTDOWN not in e.annotations
@@ -59,10 +59,13 @@ def test_accounts_are_the_gateways_of_enterprises_not_in_long_term_shutdown_plus
     assert fireworks and not {e.code for e in fireworks} & {a.user for a in accounts}  # no gateway, no account
     for a in gateways:
         ent = inv.enterprise(a.user)
-        assert a.topic == wire.enterprise_topic_filter(ent.city, ent.code)
+        # Publish its own data; read only what the province committed of its own batches (custody).
+        assert a.rights == (Right(WRITE, wire.enterprise_topic_filter(ent.city, ent.code)),
+                            Right(READ, wire.ack_topic(ent.city, ent.code)))
         assert a.credential == f"vault_mqtt_{ent.slug}"
     tracker = accounts[-1]
-    assert (tracker.user, tracker.access, tracker.topic) == ("hazmon-tracker", READ, "hazmon/v1/#")
+    assert (tracker.user, tracker.rights) == (
+        "hazmon-tracker", (Right(READ, "hazmon/v1/#"), Right(WRITE, "hazmon/ack/v1/#")))
     # Every password the broker needs is one the lab's vault is made with.
     assert {a.credential for a in accounts} <= set(credential_refs(inv))
 

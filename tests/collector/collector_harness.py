@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+from hazmon.collector.clock import ClockState
 from hazmon.collector.config import CollectorConfig, parse_config
 from hazmon.collector.service import Collector
 
@@ -13,23 +15,33 @@ GATEWAY = "91510100MALABE0001"
 CITY = "5101"
 
 
-def base_config(tmp: Path, mqtt_port: int, sources: list[dict], **queue) -> CollectorConfig:
-    return parse_config({
+def synced_clock() -> ClockState:
+    """The clock reader the in-process collectors get: this machine's own clock is not always
+    synchronised (a container), and the start would then wait clock.sync_wait for it."""
+    return ClockState(synced=True, max_error_seconds=0.001, estimated_error_seconds=0.0005, offset_seconds=None)
+
+
+def base_config(tmp: Path, mqtt_port: int, sources: list[dict], clock: dict | None = None,
+                mqtt: dict | None = None, **queue) -> CollectorConfig:
+    data = {
         "gateway": GATEWAY,
         "city": CITY,
-        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "keepalive": 5},
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "keepalive": 5, **(mqtt or {})},
         "queue": {"path": str(tmp / "queue.db"), "synchronous": "NORMAL", **queue},
         "metrics": {"port": 0},
         "backoff": {"initial": 0.2, "maximum": 1.0, "jitter": 0.2},
         "sources": sources,
-    })
+    }
+    if clock is not None:
+        data["clock"] = clock
+    return parse_config(data)
 
 
 class Running:
     """A Collector run in its own thread and loop, as the service runs it."""
 
-    def __init__(self, cfg: CollectorConfig) -> None:
-        self.collector = Collector(cfg)
+    def __init__(self, cfg: CollectorConfig, clock: Callable[[], ClockState | None] = synced_clock) -> None:
+        self.collector = Collector(cfg, clock=clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()

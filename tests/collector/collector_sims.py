@@ -4,6 +4,7 @@ and a counting MQTT receiver that dedups by (gw, seq). Everything listens on 127
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import getpass
 import os
@@ -24,6 +25,7 @@ from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
 from hazmon import wire
+from hazmon.testing.committer import Committer
 from hazmon.testing.procs import free_port, stop, wait_port
 
 HOST = "127.0.0.1"
@@ -212,11 +214,17 @@ class Broker:
 
 
 class Receiver:
-    """Subscribes to hazmon/v1/#, decodes with hazmon.wire, counts every copy and dedups by (gw, seq)."""
+    """Subscribes to hazmon/v1/#, decodes with hazmon.wire, counts every copy and dedups by (gw, seq).
 
-    def __init__(self, port: int, client_id: str = "test-receiver") -> None:
+    With `commit` (the default) it also acts as the province tracker's custody side: it publishes
+    what it received as committed seqs (hazmon.testing.committer.Committer), so that collectors
+    with the default queue.delete_on: committed delete what it got."""
+
+    def __init__(self, port: int, client_id: str = "test-receiver", commit: bool = True) -> None:
         self.batches: dict[tuple[str, int], wire.Batch] = {}
         self.copies = 0
+        self.copies_of: collections.Counter[int] = collections.Counter()  # seq -> copies received
+        self.sizes: list[int] = []  # payload bytes of every copy
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -226,6 +234,7 @@ class Receiver:
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect(HOST, port)
+        self.committer = Committer(self.client) if commit else None
         self.client.loop_start()
         if not self._subscribed.wait(10):
             raise TimeoutError("receiver did not subscribe")
@@ -233,7 +242,7 @@ class Receiver:
     def _on_message(self, client, userdata, msg) -> None:
         try:
             batch = wire.decode(msg.payload)
-            _city, ent, src = wire.parse_topic(msg.topic)
+            city, ent, src = wire.parse_topic(msg.topic)
             if (ent, src) != (batch.gateway, batch.source):
                 self.errors.append(f"topic {msg.topic} carries {batch.gateway}/{batch.source}")
         except wire.WireError as exc:
@@ -241,9 +250,15 @@ class Receiver:
             return
         with self._lock:
             self.copies += 1
+            self.copies_of[batch.seq] += 1
+            self.sizes.append(len(msg.payload))
             self.batches.setdefault((batch.gateway, batch.seq), batch)
+        if self.committer is not None:
+            self.committer.record(city, batch)
 
     def close(self) -> None:
+        if self.committer is not None:
+            self.committer.close()
         self.client.disconnect()
         self.client.loop_stop()
 

@@ -22,8 +22,8 @@ def servers() -> Iterator[LoopThread]:
 def run_collector() -> Iterator:
     started: list[Running] = []
 
-    def start(cfg: CollectorConfig) -> Running:
-        r = Running(cfg)
+    def start(cfg: CollectorConfig, **kw) -> Running:
+        r = Running(cfg, **kw)
         started.append(r)
         return r
 

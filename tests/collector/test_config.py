@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -124,13 +125,25 @@ def test_sigterm_is_a_clean_stop(tmp_path):
     file.write_text(yaml.safe_dump(data))
     proc = subprocess.Popen([sys.executable, "-m", "hazmon.collector.main", "--config", str(file)],
                             stderr=subprocess.PIPE, text=True, env=env_without_proxy())
-    try:
-        import time
+    lines: list[str] = []
+    started = threading.Event()
 
-        time.sleep(2)
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "gateway 91510100MALABE0001:" in line:  # logged once the SIGTERM handler is in place
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        # Not a fixed sleep: a loaded machine may take longer than that to import and start.
+        assert started.wait(60), "".join(lines)
         os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(20) == 0
-        assert "stopped" in proc.stderr.read()
+        assert proc.wait(20) == 0, "".join(lines)
+        reader.join(10)
+        assert "stopped" in "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -158,6 +158,11 @@ def test_metrics_pass_promtool_with_every_family(tmp_path):
     stats.sources["dcs"].errors["timeout"] += 2
     stats.queue.dropped["queue_full"] += 7
     stats.uplink.last_ack = time.time()
+    stats.uplink.last_committed = time.time() - 1
+    stats.uplink.committed_ignored["other_epoch"] += 2
+    stats.uplink.unconfirmed = 4
+    stats.clock.started_unsynced = True
+    stats.clock.sync_wait_seconds = 60.0
     clock = ClockState(True, 0.01, 0.001, -0.0002)
     registry = make_registry(CollectorMetrics("91510100MALABE0001", stats, q, lambda: clock))
     from prometheus_client import generate_latest
@@ -172,4 +177,10 @@ def test_metrics_pass_promtool_with_every_family(tmp_path):
     age = float(out.split("\nhazmon_collector_queue_oldest_sample_age_seconds ")[1].split()[0])
     assert 4 < age < 60
     assert "hazmon_collector_clock_synced 1.0" in out and "hazmon_collector_clock_offset_seconds -0.0002" in out
+    assert 'hazmon_collector_committed_ignored_total{reason="other_epoch"} 2.0' in out
+    assert 'hazmon_collector_committed_ignored_total{reason="malformed"} 0.0' in out
+    assert "hazmon_collector_queue_unconfirmed_batches 4.0" in out
+    assert "hazmon_collector_clock_started_unsynced 1.0" in out and "hazmon_collector_clock_readable 1.0" in out
+    assert "hazmon_collector_queue_corrupt_files 0.0" in out
+    assert "hazmon_collector_last_committed_timestamp_seconds" in out
     q.close()

@@ -42,7 +42,12 @@ def test_opcua_and_modbus_sources_recover_after_server_restart(tmp_path, servers
         def fresh(tag: str) -> bool:
             return any(s.tag == tag and s.ts > t_back for _src, s in receiver.samples())
 
-        wait_for(lambda: fresh("MB") and fresh("OPC"), 30, "both sources to come back")
+        def new_opc_value() -> bool:
+            # Not by time: an OPC UA sample carries the server's SourceTimestamp, which the new
+            # server set when it made the variable, just before t_back.
+            return any(s.tag == "OPC" and s.value == 4.5 for _src, s in receiver.samples())
+
+        wait_for(lambda: fresh("MB") and new_opc_value(), 30, "both sources to come back")
         assert receiver.latest()["OPC"] == 4.5
         for name in ("dcs", "opc"):
             s = c.stats.sources[name]

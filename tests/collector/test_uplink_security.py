@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hazmon import wire
 from hazmon.collector.config import parse_config
+from hazmon.testing.committer import Committer
 from hazmon.testing.procs import free_port, stop, wait_port
 
 pytestmark = pytest.mark.integration
@@ -77,8 +78,15 @@ def test_tls_and_gateway_credentials(tmp_path, servers, run_collector):
     rx = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="tracker")
     rx.username_pw_set("tracker", "tr-s3cret")
     rx.tls_set(ca_certs=str(ca), cert_reqs=ssl.CERT_REQUIRED)
+    # The "tracker" confirms what it got (custody), so that the gateway's queue empties.
+    committer = Committer(rx)
+
+    def on_message(c, u, m) -> None:
+        got.append(wire.decode(m.payload))
+        committer.record(wire.parse_topic(m.topic)[0], got[-1])
+
     rx.on_connect = lambda c, u, f, rc, p: c.subscribe("hazmon/v1/#", qos=1)
-    rx.on_message = lambda c, u, m: got.append(wire.decode(m.payload))
+    rx.on_message = on_message
     rx.connect("127.0.0.1", port)
     rx.loop_start()
     try:
@@ -102,10 +110,12 @@ def test_tls_and_gateway_credentials(tmp_path, servers, run_collector):
         good = run_collector(parse_config(data))
         wait_for(lambda: good.collector.stats.uplink.connected, 15, "a TLS connection")
         wait_for(lambda: good.collector.queue.depth_samples == 0 and len(got) > 5, 15, "delivery")
+        assert good.collector.stats.uplink.ack_subscribed and good.collector.stats.uplink.batches_confirmed > 5
         assert {b.gateway for b in got} == {GATEWAY}
         assert all(s.value == 12.5 for b in got for s in b.samples)
         good.stop()
     finally:
+        committer.close()
         rx.disconnect()
         rx.loop_stop()
         stop_server(servers, regs_server)

@@ -98,7 +98,9 @@ def test_sigkill_mid_publish_then_restart_loses_nothing(tmp_path, servers):
     broker.start()
     line = LineProxy(broker.port)  # the collector reaches the broker through this "line"
     receiver = Receiver(broker.port)
-    cfg = base_config(tmp_path, line.port, [counter_source(port, 0.02)], replay_bytes_per_second=20_000)
+    # A real process reads this machine's clock, which may not be synchronised: do not wait for it.
+    cfg = base_config(tmp_path, line.port, [counter_source(port, 0.02)], clock={"sync_wait": 0},
+                      replay_bytes_per_second=20_000)
     conf = tmp_path / "collector.yml"
     conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True, exclude_none=True)))
     cmd = [sys.executable, "-m", "hazmon.collector.main", "--config", str(conf), "--log-level", "WARNING"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from hazmon.inventory.loader import Inventory
 from hazmon.inventory.validate import load_valid
+from hazmon.lab import tls
 from hazmon.lab.sim.common import control, write_secret
 from hazmon.lab.sim.switch_cli import DIALECTS, Cli
 from hazmon.lab.sim.switch_state import SwitchState
@@ -90,10 +92,15 @@ def _ready(tmp: Path, name: str, proc: subprocess.Popen, port: int) -> None:
 
 @dataclass
 class VideoSims:
-    """The lab's NVR (labe0001 nvr1) and the platform's registrar, on 127.0.0.1 free ports."""
+    """The lab's NVR (labe0001 nvr1) and the platform's registrar, on 127.0.0.1 free ports.
+
+    The NVR serves ISAPI over HTTPS (nvr_url) with a certificate for 127.0.0.1 signed by this test's
+    CA (ca_file), and over plain HTTP (http_url), as a Hikvision NVR does on 443 and 80."""
 
     tmp: Path
     nvr_url: str
+    http_url: str
+    ca_file: Path
     nvr_password: str
     nvr_control: Path
     nvr_log: Path
@@ -111,26 +118,47 @@ class VideoSims:
         return control(self.nvr_control, {"cmd": "status"})
 
 
-@pytest.fixture
-def video_sims(tmp_path: Path) -> Iterator[VideoSims]:
+def start_video_sims(tmp_path: Path, device_secrets: dict[str, str] | None = None
+                     ) -> tuple[VideoSims, list[subprocess.Popen]]:
+    """The NVR and the registrar; with device_secrets, the registrar keeps a password per device
+    (that table, no shared password) and sip_password is not accepted from any device in it."""
     sip_password, nvr_password = secrets.token_hex(8), secrets.token_hex(8)
-    sip_port, reg_http, nvr_http = _free_udp_port(), free_port(), free_port()
+    sip_port, reg_http, nvr_http, nvr_https = _free_udp_port(), free_port(), free_port(), free_port()
+    ca = tls.ensure_ca(tmp_path / "ca", name="hazmon test CA")
+    cert = tls.issue(ca, "127.0.0.1", tmp_path / "nvr.crt", tmp_path / "nvr.key")
+    if device_secrets is None:
+        reg_secrets = ["--secret-file", str(write_secret(tmp_path / "sip.secret", sip_password))]
+    else:
+        reg_secrets = ["--device-secrets", str(write_secret(tmp_path / "sip-devices.json", json.dumps(device_secrets)))]
     procs = [
         _launch(tmp_path, "registrar", [
             "--port", str(sip_port), "--http-port", str(reg_http), "--state-dir", str(tmp_path / "registrar"),
-            "--secret-file", str(write_secret(tmp_path / "sip.secret", sip_password))]),
+            *reg_secrets]),
         _launch(tmp_path, "nvr", [
-            "--enterprise", "labe0001", "--nvr", "nvr1", "--port", str(nvr_http), "--state-dir",
-            str(tmp_path / "nvr"), "--control", str(tmp_path / "nvr.sock"),
+            "--enterprise", "labe0001", "--nvr", "nvr1", "--port", str(nvr_http), "--https-port", str(nvr_https),
+            "--tls-cert", str(cert.cert), "--tls-key", str(cert.key), "--state-dir", str(tmp_path / "nvr"),
+            "--control", str(tmp_path / "nvr.sock"),
             "--secret-file", str(write_secret(tmp_path / "nvr.secret", nvr_password))]),
     ]
     try:
         _ready(tmp_path, "registrar", procs[0], reg_http)
         _ready(tmp_path, "nvr", procs[1], nvr_http)
-        yield VideoSims(tmp=tmp_path, nvr_url=f"http://127.0.0.1:{nvr_http}", nvr_password=nvr_password,
-                        nvr_control=tmp_path / "nvr.sock", nvr_log=tmp_path / "nvr.log", sip_port=sip_port,
-                        sip_password=sip_password, status_url=f"http://127.0.0.1:{reg_http}/registrations.json",
-                        local_port=_free_udp_port())
+    except BaseException:
+        for proc in reversed(procs):
+            stop(proc)
+        raise
+    sims = VideoSims(tmp=tmp_path, nvr_url=f"https://127.0.0.1:{nvr_https}", http_url=f"http://127.0.0.1:{nvr_http}",
+                     ca_file=ca.cert, nvr_password=nvr_password, nvr_control=tmp_path / "nvr.sock",
+                     nvr_log=tmp_path / "nvr.log", sip_port=sip_port, sip_password=sip_password,
+                     status_url=f"http://127.0.0.1:{reg_http}/registrations.json", local_port=_free_udp_port())
+    return sims, procs
+
+
+@pytest.fixture
+def video_sims(tmp_path: Path) -> Iterator[VideoSims]:
+    sims, procs = start_video_sims(tmp_path)
+    try:
+        yield sims
     finally:
         for proc in reversed(procs):
             stop(proc)

@@ -20,6 +20,7 @@ from hazmon.devices import analytics
 from hazmon.devices.site import load_site
 from hazmon.inventory.secrets import ensure_lab_vault
 from hazmon.inventory.validate import load_valid
+from hazmon.lab import tls
 from hazmon.testing.procs import stop
 
 from .conftest import LAB, VideoSims, start_switch
@@ -55,7 +56,8 @@ def results(proc: subprocess.CompletedProcess[str], tmp: Path) -> list[dict]:
 def test_nvr_module_configures_waits_and_keeps_secrets(tmp_path: Path, video_sims: VideoSims) -> None:
     task = {"name": "nvr", "hazmon_nvr_gb28181": {
         "inventory_root": str(LAB), "enterprise": "labe0001", "nvr": "nvr1",
-        "address": video_sims.nvr_url.removeprefix("http://"), "password": "{{ nvr_password }}",
+        "address": video_sims.nvr_url.removeprefix("https://"), "ca_file": str(video_sims.ca_file),
+        "password": "{{ nvr_password }}",
         "sip_password": "{{ sip_password }}", "registrar": "127.0.0.1", "registrar_port": video_sims.sip_port,
         "local_port": video_sims.local_port, "heartbeat_time": 1, "status_url": video_sims.status_url,
         "wait_timeout": 20}}
@@ -80,15 +82,46 @@ def test_nvr_module_configures_waits_and_keeps_secrets(tmp_path: Path, video_sim
 def test_nvr_module_failure_names_v2_and_the_registrars_reason(tmp_path: Path, video_sims: VideoSims) -> None:
     task = {"name": "nvr", "hazmon_nvr_gb28181": {
         "inventory_root": str(LAB), "enterprise": "labe0001", "nvr": "nvr1",
-        "address": video_sims.nvr_url.removeprefix("http://"), "password": "{{ nvr_password }}",
-        "sip_password": "{{ wrong }}", "registrar": "127.0.0.1", "registrar_port": video_sims.sip_port,
-        "local_port": video_sims.local_port, "status_url": video_sims.status_url, "wait_timeout": 4},
+        "address": video_sims.nvr_url.removeprefix("https://"), "ca_file": str(video_sims.ca_file),
+        "password": "{{ nvr_password }}", "sip_password": "{{ wrong }}", "registrar": "127.0.0.1",
+        "registrar_port": video_sims.sip_port, "local_port": video_sims.local_port,
+        "status_url": video_sims.status_url, "wait_timeout": 4},
         "ignore_errors": True}
     proc = play(tmp_path, [task], {"nvr_password": video_sims.nvr_password, "wrong": "0123456789abcdef"})
     got = results(proc, tmp_path)[0]
     assert got["failed"] and got["changed"]  # the NVR was changed even though it did not register
     assert got["msg"].startswith("V2: NVR nvr1 of 91510100MALABE0001 (GB/T 28181 device 51010000001186000001)")
     assert "403 wrong password" in got["msg"]
+
+
+def test_nvr_module_refuses_an_untrusted_certificate_and_a_password_over_plain_http(
+        tmp_path: Path, video_sims: VideoSims) -> None:
+    """N8: the module verifies the NVR's HTTPS certificate against ca_file, and never sends the SIP
+    password over plain HTTP without the named opt-in; either refusal leaves the NVR as it was."""
+    other_ca = tls.ensure_ca(tmp_path / "other-ca")
+    base = {"inventory_root": str(LAB), "enterprise": "labe0001", "nvr": "nvr1", "password": "{{ nvr_password }}",
+            "sip_password": "{{ sip_password }}", "registrar": "127.0.0.1", "registrar_port": video_sims.sip_port,
+            "local_port": video_sims.local_port, "status_url": video_sims.status_url, "wait_timeout": 4}
+    tasks = [
+        {"name": "wrong CA", "ignore_errors": True, "hazmon_nvr_gb28181": {
+            **base, "address": video_sims.nvr_url.removeprefix("https://"), "ca_file": str(other_ca.cert)}},
+        {"name": "plain HTTP", "ignore_errors": True, "hazmon_nvr_gb28181": {
+            **base, "address": video_sims.http_url.removeprefix("http://"), "scheme": "http"}},
+    ]
+    secrets = {"nvr_password": video_sims.nvr_password, "sip_password": video_sims.sip_password}
+    proc = play(tmp_path, tasks, secrets, "-vvv")
+    wrong_ca, plain = results(proc, tmp_path)
+    assert wrong_ca["failed"] and not wrong_ca.get("changed")
+    assert wrong_ca["msg"].startswith("NVR nvr1 of 91510100MALABE0001: GET https://127.0.0.1:")
+    assert f"failed verification against the CA bundle {other_ca.cert}" in wrong_ca["msg"]
+    assert plain["failed"] and not plain.get("changed")
+    assert plain["msg"].startswith("N8: NVR nvr1 of 91510100MALABE0001: refusing to send the platform's SIP "
+                                   f"password (<password> in PUT /ISAPI/System/Network/SIP) over plain HTTP "
+                                   f"({video_sims.http_url})")
+    assert "insecure_secrets_over_http" in plain["msg"]
+    assert video_sims.nvr_status()["sip"]["enabled"] is False and video_sims.nvr_status()["channel_ids"] == {}
+    for secret in secrets.values():
+        assert secret not in proc.stdout + proc.stderr
 
 
 def test_switch_module_reserves_reports_and_releases(tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ differs, wait until the registrar lists the NVR registered, online and with ever
 
 from __future__ import annotations
 
+import secrets
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +17,11 @@ from hazmon.devices import gb28181
 from hazmon.devices.isapi import Isapi, IsapiError
 from hazmon.devices.site import find_nvr
 from hazmon.inventory.loader import Inventory
+from hazmon.lab import tls
 from hazmon.lab.sim.common import control
+from hazmon.testing.procs import stop
 
-from .conftest import VideoSims
+from .conftest import VideoSims, start_video_sims
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +35,7 @@ def target(inv: Inventory, sims: VideoSims, **more: object) -> gb28181.Target:
 
 
 def client(sims: VideoSims, password: str | None = None) -> Isapi:
-    return Isapi(sims.nvr_url, "admin", password or sims.nvr_password, timeout=5)
+    return Isapi(sims.nvr_url, "admin", password or sims.nvr_password, timeout=5, ca_file=sims.ca_file)
 
 
 def sip_changes(sims: VideoSims) -> int:
@@ -61,7 +66,8 @@ def test_configure_register_then_a_second_run_changes_nothing(lab_inventory: Inv
 
     second = gb28181.converge(client(video_sims), want, video_sims.sip_password, wait_timeout=20)
     assert second.error is None and not second.changed and not second.plan.send_password
-    assert second.plan.before == second.plan.after and second.waited == 0
+    # One look at the registrar, no waiting (rounded to 10 ms, a loaded machine can show 0.01).
+    assert second.plan.before == second.plan.after and second.waited is not None and second.waited < 0.5
     assert sip_changes(video_sims) == 1  # nothing was PUT
 
 
@@ -124,3 +130,64 @@ def test_isapi_errors_name_the_cause(video_sims: VideoSims) -> None:
     control(video_sims.nvr_control, {"cmd": "stop"})
     with pytest.raises(IsapiError, match="no answer from the device"):
         client(video_sims).get(gb28181.SIP_PATH)
+
+
+# ---------------------------------------------------------------- N8: secure transmission
+
+
+def test_https_is_verified_against_the_ca_file_and_a_wrong_ca_changes_nothing(
+        lab_inventory: Inventory, video_sims: VideoSims, tmp_path: Path) -> None:
+    want = target(lab_inventory, video_sims)
+    other = tls.ensure_ca(tmp_path / "other-ca")
+    untrusted = Isapi(video_sims.nvr_url, "admin", video_sims.nvr_password, timeout=5, ca_file=other.cert,
+                      device="NVR nvr1 of 91510100MALABE0001")
+    with pytest.raises(IsapiError) as refused:
+        gb28181.converge(untrusted, want, video_sims.sip_password, wait_timeout=5)
+    assert str(refused.value).startswith(f"NVR nvr1 of 91510100MALABE0001: GET {video_sims.nvr_url}/ISAPI/")
+    assert f"failed verification against the CA bundle {other.cert}" in str(refused.value)
+    assert sip_changes(video_sims) == 0 and video_sims.nvr_status()["sip"]["enabled"] is False
+    # The right CA: the whole job over HTTPS.
+    assert gb28181.converge(client(video_sims), want, video_sims.sip_password, wait_timeout=20).error is None
+
+
+def test_a_plain_http_nvr_gets_no_password_without_the_opt_in(lab_inventory: Inventory,
+                                                              video_sims: VideoSims) -> None:
+    want = target(lab_inventory, video_sims)
+    plain = Isapi(video_sims.http_url, "admin", video_sims.nvr_password, timeout=5,
+                  device="NVR nvr1 of 91510100MALABE0001")
+    for check in (True, False):  # check mode says so too: the real run would stop there
+        with pytest.raises(IsapiError, match=r"^N8: NVR nvr1 of 91510100MALABE0001: refusing to send the "
+                                             r"platform's SIP password .* over plain HTTP"):
+            gb28181.converge(plain, want, video_sims.sip_password, check=check, wait_timeout=5)
+    # Refused before the first PUT: not even the channel IDs went.
+    assert sip_changes(video_sims) == 0
+    assert video_sims.nvr_status()["sip"]["enabled"] is False and video_sims.nvr_status()["channel_ids"] == {}
+    assert gb28181.read_device(plain).access["enabled"] is False  # reading over HTTP is fine
+    # The named opt-in, for a device that has no HTTPS.
+    opted = Isapi(video_sims.http_url, "admin", video_sims.nvr_password, timeout=5, insecure_secrets_over_http=True)
+    out = gb28181.converge(opted, want, video_sims.sip_password, wait_timeout=20)
+    assert out.error is None and out.plan.send_password and out.registration["registered"]
+    assert gb28181.disable(plain).changed  # a PUT without a secret needs no opt-in (decommission)
+
+
+@pytest.fixture
+def per_device_sims(tmp_path: Path) -> Iterator[tuple[VideoSims, str]]:
+    """The registrar keeps a password per device: this NVR's own, and another NVR's."""
+    own = "own-" + secrets.token_hex(8)
+    sims, procs = start_video_sims(tmp_path, {DEVICE: own, "51010000001186000999": "another-nvrs"})
+    try:
+        yield sims, own
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def test_with_per_device_passwords_the_nvr_registers_with_its_own_only(
+        lab_inventory: Inventory, per_device_sims: tuple[VideoSims, str]) -> None:
+    sims, own = per_device_sims
+    want = target(lab_inventory, sims)
+    for wrong in (sims.sip_password, "another-nvrs"):  # the province's shared one, another NVR's
+        out = gb28181.converge(client(sims), want, wrong, wait_timeout=3, force_password=True)
+        assert out.error is not None and "403 wrong password" in out.error and "own" in out.error
+    good = gb28181.converge(client(sims), want, own, wait_timeout=20)
+    assert good.error is None and good.plan.send_password and good.registration["registered"]

@@ -18,8 +18,9 @@ import pytest
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
 from hazmon.inventory.model import REGISTER_WIDTH, Tag
-from hazmon.lab import faults
-from hazmon.lab.devices import tty_links
+from hazmon.inventory.secrets import sip_credential
+from hazmon.lab import faults, tls
+from hazmon.lab.devices import tls_dir, tty_links
 
 pytestmark = pytest.mark.e2e
 
@@ -161,15 +162,17 @@ def test_nvr_gb28181_access_set_over_isapi_registers_and_keeps_alive(lab, vault,
     site = lab.plan.site_for("labe0001")
     nvr = site.enterprise.devices.nvrs[0]
     sip = lab.inventory.province.platform.sip
+    # The NVR's own SIP password (N8: per device where the platform keeps one), over verified HTTPS.
+    password = vault[sip_credential(site.enterprise.slug, nvr.name, sip.per_device_passwords)]
     body = (
         "<SIPServerList><SIPServer><id>1</id><localPort>5060</localPort><GB28181>"
         f"<enabled>true</enabled><registrar>{sip.host}</registrar><registrarPort>{sip.port}</registrarPort>"
         f"<serverId>{sip.server_id}</serverId><serverDomain>{sip.domain}</serverDomain>"
-        f"<authID>{nvr.device_id}</authID><password>{vault['vault_sip_password']}</password>"
+        f"<authID>{nvr.device_id}</authID><password>{password}</password>"
         "<expires>3600</expires><heartbeatTime>1</heartbeatTime><heartbeatCount>3</heartbeatCount>"
         "</GB28181></SIPServer></SIPServerList>"
     )
-    base = f"http://{nvr.address}"
+    base = f"https://{nvr.address}"
     # curl as the ISAPI client (digest auth); the password goes through a 0600 netrc file, never argv.
     netrc = tmp_path / "netrc"
     netrc.touch(mode=0o600)
@@ -177,7 +180,8 @@ def test_nvr_gb28181_access_set_over_isapi_registers_and_keeps_alive(lab, vault,
 
     def curl(*args: str) -> str:
         done = subprocess.run(
-            ["curl", "-sS", "--fail", "--digest", "--netrc-file", str(netrc), *args],
+            ["curl", "-sS", "--fail", "--digest", "--netrc-file", str(netrc),
+             "--cacert", str(tls_dir(lab.run_dir) / tls.CA_CERT), *args],
             capture_output=True,
             text=True,
             timeout=10,

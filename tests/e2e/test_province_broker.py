@@ -153,18 +153,20 @@ def test_wrong_password_unknown_user_and_anonymous_are_refused(lab, vault, clien
     assert clients(None, "").reason == "Not authorized"  # anonymous
 
 
-def test_tracker_cannot_publish(lab, vault, clients):
+def test_tracker_cannot_publish_data(lab, vault, clients):
+    """The tracker writes only what the province committed (custody), never a gateway's data.
+    One client: the broker binds the client id to the account, so a second tracker connection
+    would take this one's place."""
     a = _ent(lab, GATEWAY_A)
     source = f"acl-{secrets.token_hex(4)}"
-    watcher = clients(TRACKER_MQTT_USER, vault[TRACKER_MQTT_CREDENTIAL])
-    watcher.client.subscribe(f"{wire.TOPIC_ROOT}/+/+/{source}", qos=1)
-    time.sleep(0.5)
     tracker = clients(TRACKER_MQTT_USER, vault[TRACKER_MQTT_CREDENTIAL], mqtt.MQTTv5)
+    tracker.client.subscribe(f"{wire.TOPIC_ROOT}/+/+/{source}", qos=1)  # its own data would come back
+    time.sleep(0.5)
     mid = tracker.publish(wire.topic(a.city, a.code, source), b"forged")
     _wait(lambda: mid in tracker.acks, "the PUBACK")
     assert tracker.acks[mid] == "Not authorized"
     time.sleep(0.5)
-    assert watcher.messages == []
+    assert tracker.messages == []
 
 
 def test_province_play_reruns_with_no_change_and_shows_no_secret_at_vvv(lab, vault, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from hazmon.inventory.validate import load_valid
+from hazmon.lab import tls
 from hazmon.lab.sim.common import control, write_secret
 from hazmon.testing.procs import free_port, stop, wait_port
 
@@ -260,8 +263,10 @@ def test_wrong_sip_password_is_refused_and_not_registered(lab: Lab) -> None:
                    for r in lab.registrations()["rejections"])
     wait_for(refused, 5, "a 403 at the registrar")
     assert lab.device_id not in lab.registrations()["devices"]
-    status = control(lab.nvr_control, {"cmd": "status"})["sip_status"]
-    assert status["registered"] is False and status["last_status"] == 403
+    # The registrar writes its file before it answers: the NVR hears the 403 a moment later.
+    wait_for(lambda: control(lab.nvr_control, {"cmd": "status"})["sip_status"]["last_status"] == 403, 5,
+             "the NVR hearing the 403")
+    assert control(lab.nvr_control, {"cmd": "status"})["sip_status"]["registered"] is False
 
 
 def test_settings_survive_a_restart_in_a_0600_file(lab: Lab, tmp_path: Path) -> None:
@@ -283,3 +288,67 @@ def test_bad_options_are_named_in_one_clear_line(tmp_path: Path) -> None:
                              "--state-dir", str(tmp_path / "nvr")], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "--nvr nvr9" in result.stderr and "'nvr1'" in result.stderr
+
+
+# ---------------------------------------------------------------- ISAPI over HTTPS (N8)
+
+
+def https_opener(url: str, password: str, ca: Path) -> urllib.request.OpenerDirector:
+    manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    manager.add_password(None, url, "admin", password)
+    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=str(ca))),
+                                       urllib.request.HTTPDigestAuthHandler(manager))
+
+
+def test_isapi_over_https_with_a_certificate_for_its_address(tmp_path: Path) -> None:
+    """As a Hikvision NVR on 443: a certificate naming its address, signed by the (lab) CA; the same
+    ISAPI, digest-authenticated, on HTTPS and on plain HTTP."""
+    ca = tls.ensure_ca(tmp_path / "ca")
+    cert = tls.issue(ca, "127.0.0.1", tmp_path / "nvr.crt", tmp_path / "nvr.key")
+    assert (tmp_path / "ca" / "ca.key").stat().st_mode & 0o077 == 0 and cert.key.stat().st_mode & 0o077 == 0
+    password, http_port, https_port = secrets.token_hex(8), free_port(), free_port()
+    proc = start(tmp_path, "nvr", [
+        "--enterprise", ENTERPRISE, "--nvr", "nvr1", "--port", str(http_port), "--https-port", str(https_port),
+        "--tls-cert", str(cert.cert), "--tls-key", str(cert.key), "--state-dir", str(tmp_path / "nvr"),
+        "--secret-file", str(write_secret(tmp_path / "nvr.secret", password))], http_port)
+    try:
+        url = f"https://127.0.0.1:{https_port}"
+        verify = ssl.create_default_context(cafile=str(ca.cert))
+        with socket.create_connection(("127.0.0.1", https_port), timeout=5) as raw, \
+                verify.wrap_socket(raw, server_hostname="127.0.0.1") as tls_sock:
+            served = x509.load_der_x509_certificate(tls_sock.getpeercert(binary_form=True) or b"")
+        names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+        with https_opener(url, password, ca.cert).open(url + "/ISAPI/System/deviceInfo", timeout=5) as resp:
+            assert text(ET.fromstring(resp.read()), "deviceName") == "nvr1"
+        with pytest.raises(urllib.error.HTTPError) as wrong:  # digest auth over HTTPS as over HTTP
+            https_opener(url, "wrong", ca.cert).open(url + "/ISAPI/System/deviceInfo", timeout=5)
+        assert wrong.value.code == 401
+        # A client holding another CA refuses the NVR's certificate; the NVR carries on serving.
+        other = tls.ensure_ca(tmp_path / "other-ca")
+        with pytest.raises(urllib.error.URLError) as refused:
+            https_opener(url, password, other.cert).open(url + "/ISAPI/System/deviceInfo", timeout=5)
+        assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)
+        with https_opener(url, password, ca.cert).open(url + "/ISAPI/System/deviceInfo", timeout=5) as resp:
+            assert resp.status == 200
+        plain = Lab(tmp=tmp_path, nvr_url=f"http://127.0.0.1:{http_port}", nvr_password=password,
+                    nvr_control=tmp_path / "none", sip_port=0, sip_password="", registrar_state=tmp_path / "none",
+                    device_id="", channel_ids={}, restart_nvr=lambda: None)
+        assert text(plain.isapi("/ISAPI/System/deviceInfo"), "deviceName") == "nvr1"
+    finally:
+        stop(proc)
+    log = (tmp_path / "nvr.log").read_text()
+    assert f"ISAPI on https://127.0.0.1:{https_port}" in log and "Traceback" not in log
+    assert password not in log
+
+
+def test_a_tls_key_others_can_read_is_refused(tmp_path: Path) -> None:
+    ca = tls.ensure_ca(tmp_path / "ca")
+    cert = tls.issue(ca, "127.0.0.1", tmp_path / "nvr.crt", tmp_path / "nvr.key")
+    cert.key.chmod(0o644)
+    result = subprocess.run([sys.executable, "-m", "hazmon.lab.sim.nvr", "--inventory", str(LAB),
+                             "--enterprise", ENTERPRISE, "--nvr", "nvr1", "--tls-cert", str(cert.cert),
+                             "--tls-key", str(cert.key), "--secret-file", str(write_secret(tmp_path / "s", "pw")),
+                             "--state-dir", str(tmp_path / "nvr")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert f"--tls-key {cert.key}: mode 0644 lets others in" in result.stderr

@@ -47,15 +47,23 @@ class Registrar:
         return json.loads((self.state_dir / "registrations.json").read_text())
 
 
-def start_registrar(tmp: Path, *extra: str) -> Registrar:
+def start_registrar(tmp: Path, *extra: str, device_secrets: dict[str, str] | None = None,
+                    shared_fallback: bool = False) -> Registrar:
+    """The registrar with the province's one password (`password`), or with a password per device
+    (device_secrets) and, with shared_fallback, `password` for the devices not in that table."""
     password = secrets.token_hex(8)
     port, http_port = free_udp_port(), free_port()
-    secret = write_secret(tmp / "sip.secret", password)
+    args: list[str] = []
+    if device_secrets is None or shared_fallback:
+        args += ["--secret-file", str(write_secret(tmp / "sip.secret", password))]
+    if device_secrets is not None:
+        args += ["--device-secrets", str(write_secret(tmp / "sip-devices.json", json.dumps(device_secrets)))]
+    if shared_fallback:
+        args.append("--shared-fallback")
     state_dir, ctl = tmp / "registrar", tmp / "registrar.sock"
     proc = subprocess.Popen([sys.executable, "-m", "hazmon.lab.sim.registrar", "--inventory", str(LAB),
                              "--bind", "127.0.0.1", "--port", str(port), "--http-port", str(http_port),
-                             "--secret-file", str(secret), "--state-dir", str(state_dir),
-                             "--control", str(ctl), *extra],
+                             *args, "--state-dir", str(state_dir), "--control", str(ctl), *extra],
                             stdout=subprocess.DEVNULL, stderr=(tmp / "registrar.log").open("w"))
     try:
         wait_port("127.0.0.1", http_port)
@@ -239,6 +247,96 @@ def test_password_never_appears_in_state_or_log(registrar: Registrar, client: Cl
     client.register("wrong")
     assert registrar.password not in (registrar.state_dir / "registrations.json").read_text()
     assert registrar.password not in (registrar.state_dir.parent / "registrar.log").read_text()
+
+
+# ---------------------------------------------------------------- a password per device (N8)
+
+NVR_A, NVR_B, NVR_C = "51010000001186000101", "51010000001186000102", "51010000001186000103"
+OWN = {NVR_A: "a-" + secrets.token_hex(8), NVR_B: "b-" + secrets.token_hex(8)}
+
+
+@pytest.fixture(scope="module")
+def per_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registrar]:
+    """A registrar with a password per device for A and B, the shared one allowed only to others."""
+    reg = start_registrar(tmp_path_factory.mktemp("per-device"), device_secrets=OWN, shared_fallback=True)
+    try:
+        yield reg
+    finally:
+        stop(reg.proc)
+
+
+def udp_client(reg: Registrar, device: str) -> Client:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    return Client(sock, ("127.0.0.1", reg.port), device=device)
+
+
+def test_per_device_passwords_accept_a_device_with_its_own_only(per_device: Registrar) -> None:
+    a = udp_client(per_device, NVR_A)
+    with a.sock:
+        # Another device's password, then the province's shared one (which this registrar knows and
+        # accepts from devices without their own): both refused for A.
+        for wrong in (OWN[NVR_B], per_device.password):
+            first, second = a.register(wrong)
+            assert (first.status, second.status) == (401, 403)
+        state = per_device.registrations()
+        assert NVR_A not in state["devices"]
+        refused = [r for r in state["rejections"] if r["device_id"] == NVR_A]
+        assert len(refused) == 2 and all("wrong password" in r["reason"] and "own" in r["reason"] for r in refused)
+        _, ok = a.register(OWN[NVR_A])
+        assert ok.status == 200
+        assert per_device.registrations()["devices"][NVR_A]["registered"] is True
+    b = udp_client(per_device, NVR_B)
+    with b.sock:
+        assert b.register(OWN[NVR_A])[1].status == 403
+        assert b.register(OWN[NVR_B])[1].status == 200
+
+
+def test_shared_fallback_serves_only_devices_without_their_own(per_device: Registrar) -> None:
+    c = udp_client(per_device, NVR_C)
+    with c.sock:
+        assert c.register(OWN[NVR_A])[1].status == 403
+        assert c.register(per_device.password)[1].status == 200
+
+
+def test_without_fallback_a_device_without_its_own_password_is_refused(tmp_path: Path) -> None:
+    reg = start_registrar(tmp_path, device_secrets=OWN)
+    try:
+        c = udp_client(reg, NVR_C)
+        with c.sock:
+            assert c.register(OWN[NVR_A])[1].status == 403
+            assert "no password for this device" in reg.registrations()["rejections"][-1]["reason"]
+        a = udp_client(reg, NVR_A)
+        with a.sock:
+            assert a.register(OWN[NVR_A])[1].status == 200
+        log = (tmp_path / "registrar.log").read_text()
+        assert all(pw not in log for pw in OWN.values())
+        assert all(pw not in (reg.state_dir / "registrations.json").read_text() for pw in OWN.values())
+    finally:
+        stop(reg.proc)
+
+
+@pytest.mark.parametrize("table, mode, extra, problem", [
+    ('{"51010000001186000101": "s3cr3t-x"}', 0o644, [], "mode 0644 lets others in"),
+    ("not json", 0o600, [], "not JSON"),
+    ('{"5101": "s3cr3t-x"}', 0o600, [], "20-digit device ID"),
+    ('{"51010000001186000101": ""}', 0o600, [], "non-empty"),
+    ('{"51010000001186000101": "s3cr3t-x"}', 0o600, ["--secret-file", "SHARED"], "only with --shared-fallback"),
+])
+def test_a_bad_password_table_is_named_in_one_line(tmp_path: Path, table: str, mode: int, extra: list[str],
+                                                   problem: str) -> None:
+    path = tmp_path / "sip-devices.json"
+    path.write_text(table)
+    path.chmod(mode)
+    extra = [str(write_secret(tmp_path / "sip.secret", "shared")) if a == "SHARED" else a for a in extra]
+    result = subprocess.run([sys.executable, "-m", "hazmon.lab.sim.registrar", "--inventory", str(LAB),
+                             "--bind", "127.0.0.1", "--port", str(free_udp_port()), "--device-secrets", str(path),
+                             "--state-dir", str(tmp_path / "registrar"), *extra],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and problem in result.stderr
+    assert "Traceback" not in result.stderr and "s3cr3t-x" not in result.stderr
 
 
 # ---------------------------------------------------------------- sip.py, without a network

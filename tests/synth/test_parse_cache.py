@@ -139,3 +139,44 @@ def test_only_the_most_recent_folders_are_kept(lab: Path, tmp_path: Path, monkey
     kept = {f.name for f in (tmp_path / "cache" / "parse").glob("*.marshal")}
     assert len(kept) == 2
     assert ParseCache.for_root(copies[-1]).file.name in kept
+
+
+def test_a_malformed_file_is_never_cached_and_its_fix_is_seen_at_once(lab: Path):
+    _outcome(lab)  # the cache holds every file
+    file = lab / CHEM
+    good, stamp = file.read_bytes(), file.stat()
+    file.write_bytes(good.replace(b"batch: 1\n", b"batch: 1\nbatch: 2\n", 1))  # a duplicate key: refused
+    os.utime(file, (OLD + 10, OLD + 10))  # old enough to be cached, were it ever
+    for _ in range(2):  # cold, then warm: the refusal is not remembered as content, nor is the old content served
+        inv, _ = validate(lab)
+        assert [(f.rule, f.path) for f in inv.report.errors if f.file == file] == [("SCHEMA", "batch")]
+        assert str(file) not in inv.parse_cache.entries
+    file.write_bytes(good)  # the fix, in place: same inode, size and mtime as when it was cached
+    os.utime(file, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    inv, _ = validate(lab)
+    assert inv.report.errors == [] and len(inv.enterprises) == 7
+
+
+def test_a_tag_table_named_like_a_yaml_file_does_not_read_its_cached_content(lab: Path):
+    _outcome(lab)  # the cache holds labe0001-chem.yml's YAML content under its path
+    depot = lab / DEPOT_CSV.replace(".tags.csv", ".yml")
+    depot.write_text(depot.read_text(encoding="utf-8").replace("labe0004-depot.tags.csv", "labe0001-chem.yml"),
+                     encoding="utf-8")
+    inv, _ = validate(lab)
+    assert [(f.rule, f.path) for f in inv.report.errors if f.file == depot] == [
+        ("D1c", "data_sources[0].tags"), ("REF", "data_sources[0].tag_table")]
+    chem = inv.enterprise("labe0001")
+    assert chem is not None and len(chem.data_sources[0].tags) == 8
+
+
+def test_a_damaged_cache_entry_is_a_miss(lab: Path):
+    first = _outcome(lab)
+    cache = ParseCache.for_root(lab.resolve())
+    file = str((lab / CHEM).resolve())
+    stamp, _blob, dates, lines = cache.entries[file]
+    cache.entries[file] = (stamp, b"not marshal data", dates, lines)  # right stamp, wrong content
+    cache.used.update(cache.entries)  # save() keeps the entries used this time
+    cache.dirty = True
+    cache.save()
+    again = _outcome(lab)
+    assert again[:2] == first[:2] and again[3] == 1

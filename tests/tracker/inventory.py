@@ -141,12 +141,45 @@ data_sources:
 """
 
 
-def write_inventory(root: Path) -> Path:
-    """Write the two-plant inventory under `root`; returns `root`."""
+# R4: a confidential plant (保密): its name must not appear in anything served without a credential.
+CONFIDENTIAL_CODE = "91510100MALABE0903"
+CONFIDENTIAL_NAME = "成都保密化工有限公司"
+CONFIDENTIAL_ENTERPRISE = f"""\
+code: {CONFIDENTIAL_CODE}
+name: {CONFIDENTIAL_NAME}
+city: "5101"
+programmes: [major_hazard]
+annotations: [confidential]
+line: {{contracted_mbps: 20, measured_mbps: 20, measured_on: 2026-11-01}}
+site: {{control_room_links: 1, cabinet_units_free: 16}}
+hazard_sources:
+  - code: HS-0003-TK
+    name: 3号罐区
+    class: 罐区
+    grade: 2
+    registration:
+      registry: {{class: 罐区, grade: 2}}
+      platform: {{class: 罐区, grade: 2}}
+data_sources:
+  - name: gds
+    protocol: modbus_tcp
+    host: 198.19.9.30
+    port: 502
+    slave_id: 1
+    tags:
+      - {{code: GT-401, hazard_source: HS-0003-TK, kind: combustible_gas, register: 0, unit: "%LEL",
+          range_min: 0, range_max: 100, alarm_high: 25, alarm_high_high: 50}}
+"""
+
+
+def write_inventory(root: Path, confidential: bool = False) -> Path:
+    """Write the two-plant inventory under `root` (three with the confidential one); returns `root`."""
     ent_dir = root / "cities" / "5101-chengdu" / "enterprises"
     ent_dir.mkdir(parents=True)
     (root / "province.yml").write_text(PROVINCE, encoding="utf-8")
     (root / "cities" / "5101-chengdu" / "city.yml").write_text(CHENGDU, encoding="utf-8")
     (ent_dir / "labe0001-chem.yml").write_text(PLANT, encoding="utf-8")
     (ent_dir / "labe0902-shutdown.yml").write_text(SHUTDOWN_ENTERPRISE, encoding="utf-8")
+    if confidential:
+        (ent_dir / "labe0903-confidential.yml").write_text(CONFIDENTIAL_ENTERPRISE, encoding="utf-8")
     return root

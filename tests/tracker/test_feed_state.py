@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,14 @@ from hazmon.tracker.expected import load_expectations
 from hazmon.tracker.metrics import TrackerCollector
 from hazmon.tracker.service import Tracker
 from hazmon.tracker.settings import SettingsError, Thresholds, TrackerSettings, load_settings
+from hazmon.tracker.store import SCHEMA_VERSION
 from hazmon.wire import Batch, Sample, topic
 from tracker.inventory import LAB_CODE, SHUTDOWN_CODE
 
 T0 = 1_800_000_000.0
+# The tracker's clock in these tests: after every sample they send (one stamped more than
+# max_future_skew_seconds ahead of it would be refused).
+NOW = T0 + 1000
 DCS = (LAB_CODE, "dcs")
 # In range, below every alarm set point of the lab plant's tag table.
 GOOD = {"LT-101": 10.0, "TT-101": 25.0, "PT-101": 0.5, "FT-101": 100.0,
@@ -35,9 +40,9 @@ def gateway_metrics(t: Tracker, gw: str = LAB_CODE) -> dict[str, float]:
             if s.labels.get("gateway") == gw}
 
 
-def make(inventory: Path, state: Path, **th: float) -> Tracker:
+def make(inventory: Path, state: Path, clock: Callable[[], float] = lambda: NOW, **th: float) -> Tracker:
     settings = TrackerSettings(thresholds=Thresholds(**th))
-    return Tracker(load_expectations(inventory, settings.thresholds), settings, state, clock=lambda: T0)
+    return Tracker(load_expectations(inventory, settings.thresholds), settings, state, clock=clock)
 
 
 def test_duplicates_dropped_and_everything_survives_a_restart(inventory: Path, tmp_path: Path) -> None:
@@ -142,7 +147,7 @@ def test_a_state_file_from_before_epochs_loads(inventory: Path, tmp_path: Path) 
     assert t.state.sources[DCS].tags["LT-101"].value == 14.0
     t.close()
     db = sqlite3.connect(state)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(SCHEMA_VERSION),)
     db.close()
 
 
@@ -157,7 +162,7 @@ def test_malformed_and_unknown_senders_are_counted_not_kept(inventory: Path, tmp
     assert t.receive(topic("5101", LAB_CODE, "sis"), payload(1, GOOD, T0, src="sis")) == "unknown_source"
     assert t.receive(topic("5101", LAB_CODE, "dcs"), payload(1, {"XX-1": 1.0, "LT-101": 1.0}, T0)) == "accepted"
     c = t.state.counters
-    assert (c["malformed_schema"], c["malformed_topic_mismatch"]) == (2, 1)
+    assert (c["malformed_not_json"], c["malformed_topic_mismatch"], c["malformed_topic"]) == (1, 1, 1)
     assert (c["rejected_unknown_enterprise"], c["rejected_unknown_source"]) == (8, 8)
     assert t.state.sources[DCS].unknown_tag_samples == 1
     assert t.state.sources[DCS].accepted == 1
@@ -213,3 +218,24 @@ def test_settings_file_errors_name_file_and_field(tmp_path: Path) -> None:
                     encoding="utf-8")
     s = load_settings(good)
     assert s.evaluate_every_seconds == 2 and s.thresholds.flatline_after("level") == 600
+
+
+def test_a_state_file_of_schema_2_is_migrated(inventory: Path, tmp_path: Path) -> None:
+    """Schema 2 (queue epochs, before future_samples): what the trackers out there write today."""
+    state = tmp_path / "state.db"
+    t = make(inventory, state)
+    t.receive(topic("5101", LAB_CODE, "dcs"), payload(1, GOOD, T0, ep=EP_A))
+    t.close()
+    db = sqlite3.connect(state)
+    db.execute("ALTER TABLE gateways DROP COLUMN future_samples")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    t = make(inventory, state)
+    assert t.receive(topic("5101", LAB_CODE, "dcs"), payload(1, GOOD, T0, ep=EP_A)) == "duplicate"
+    assert gateway_metrics(t)["hazmon_tracker_gateway_future_samples_total"] == 0
+    t.close()
+    db = sqlite3.connect(state)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(SCHEMA_VERSION),)
+    assert db.execute("SELECT future_samples FROM gateways").fetchall() == [(0,)]
+    db.close()

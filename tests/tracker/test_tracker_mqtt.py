@@ -2,94 +2,33 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hazmon.testing.procs import Mosquitto, free_port, stop, wait_port
+from hazmon.testing.procs import Mosquitto, stop
 from hazmon.tracker.app import AppConfig, TrackerApp
 from hazmon.tracker.mqtt import BrokerConfig
 from hazmon.tracker.settings import Thresholds, TrackerSettings
-from tracker.helpers import Publisher, wait_for
+from tracker.helpers import (
+    GOOD,
+    TOKEN,
+    N,
+    Publisher,
+    TrackerProcess,
+    get,
+    get_json,
+    metric,
+    source_counts,
+    wait_for,
+)
 from tracker.inventory import LAB_CODE, SHUTDOWN_CODE
 
 pytestmark = pytest.mark.integration
-
-TRACKER = Path(sys.executable).with_name("hazmon-tracker")
-GOOD = {"LT-101": 10.0, "TT-101": 25.0, "PT-101": 0.5, "FT-101": 100.0,
-        "TT-201": 200.0, "PT-201": 4.0, "GT-101": 0.0, "GT-201": 0.0}
-N = len(GOOD)
-
-
-def get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def get_json(port: int, path: str) -> dict:
-    status, body = get(port, path)
-    assert status == 200, body
-    return json.loads(body)
-
-
-def metric(port: int, name: str, **labels: str) -> float | None:
-    """One sample of /metrics by name and labels (exact match), None when absent."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    key = f"{name}{{{want}}}" if want else name
-    for line in get(port, "/metrics")[1].decode().splitlines():
-        if line.startswith(key + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
-def source_counts(port: int) -> tuple[float | None, float | None]:
-    labels = {"enterprise": LAB_CODE, "source": "dcs"}
-    return (metric(port, "hazmon_tracker_samples_accepted_total", **labels),
-            metric(port, "hazmon_tracker_samples_duplicate_total", **labels))
-
-
-class TrackerProcess:
-    """The real `hazmon-tracker` console script, stopped by its PID."""
-
-    def __init__(self, inventory: Path, state: Path, broker: Mosquitto, log: Path) -> None:
-        self.port = free_port()
-        self.state = state
-        self.args = [str(TRACKER), "--inventory", str(inventory), "--state", str(state),
-                     "--broker-host", broker.host, "--broker-port", str(broker.port),
-                     "--listen-host", "127.0.0.1", "--listen-port", str(self.port),
-                     "--client-id", "tracker-under-test", "--evaluate-every", "0.2"]
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, settings: Path | None = None) -> None:
-        extra = ["--settings", str(settings)] if settings else []
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([*self.args, *extra], stdout=out, stderr=subprocess.STDOUT)
-        wait_port("127.0.0.1", self.port)
-        wait_for(lambda: metric(self.port, "hazmon_tracker_mqtt_connected") == 1, what="tracker on the broker")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-            assert self.proc.returncode == 0, self.log.read_text()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(5)
 
 
 @pytest.fixture
@@ -102,7 +41,7 @@ def tracker_proc(inventory: Path, tmp_path: Path, broker: Mosquitto) -> Iterator
 
 def test_duplicates_counted_once_and_state_survives_restart(
         tracker_proc: TrackerProcess, publisher: Publisher) -> None:
-    t0 = time.time()
+    t0 = time.time() - 60  # samples up to t0 + 13: none ahead of the tracker's clock
     tracker_proc.start()
     # The session must exist before the first publish so that the broker queues for it.
     publisher.batch(LAB_CODE, 1, GOOD, t0)
@@ -168,7 +107,7 @@ def app(inventory: Path, tmp_path: Path, broker: Mosquitto) -> Iterator[TrackerA
     settings = TrackerSettings(thresholds=Thresholds(flatline_seconds=60, min_window_seconds=10))
     config = AppConfig(inventory, tmp_path / "tracker.db",
                        BrokerConfig(broker.host, broker.port, "tracker-in-process"),
-                       "127.0.0.1", 0, settings, housekeeping=False)
+                       "127.0.0.1", 0, settings, housekeeping=False, api_token=TOKEN)
     with TrackerApp(config) as running:
         assert running.feed.subscribed.wait(10)
         yield running
@@ -191,7 +130,7 @@ def test_flags_stall_flatline_range_and_completeness(app: TrackerApp, publisher:
                 for k in ("stalled", "completeness_ratio", "tags_flatlined", "tags_out_of_range",
                           "tags_rate_violation")}
 
-    t0 = time.time()
+    t0 = time.time() - 100  # samples up to t0 + 70: none ahead of the tracker's clock
     send(1, GOOD, t0)
     assert flags(t0 + 1) == {"stalled": 0, "completeness_ratio": 1, "tags_flatlined": 0,
                              "tags_out_of_range": 0, "tags_rate_violation": 0}
@@ -223,7 +162,7 @@ def test_metrics_pass_promtool_and_api_answers(app: TrackerApp, publisher: Publi
     port = app.http.port
     publisher.batch(LAB_CODE, 1, GOOD | {"LT-101": 18.6}, time.time())
     publisher.raw(f"hazmon/v1/5101/{LAB_CODE}/dcs", b"not json")
-    wait_for(lambda: metric(port, "hazmon_tracker_messages_malformed_total", reason="schema") == 1,
+    wait_for(lambda: metric(port, "hazmon_tracker_messages_malformed_total", reason="not_json") == 1,
              what="the malformed message")
     app.tracker.evaluate()
     _, body = get(port, "/metrics")

@@ -28,8 +28,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+# A tag code longer than this is a mistake; the bound keeps one sample far below the wire's message
+# limit (wire.MAX_PAYLOAD_BYTES), so that a batch can always be split to fit.
+MAX_TAG_CODE_CHARS = 1024
+
+
 class TagConfig(Strict):
-    code: str = Field(min_length=1)
+    code: str = Field(min_length=1, max_length=MAX_TAG_CODE_CHARS)
     # "register" in the file, as in the inventory (the name shadows a BaseModel method in Python).
     reg: int | None = Field(default=None, alias="register", ge=0, le=65535)  # Modbus, 0-based
     function: Literal["holding", "input"] = "holding"
@@ -124,7 +129,25 @@ class QueueConfig(Strict):
     replay_bytes_per_second: float = Field(default=1_000_000, gt=0)
     # FULL survives a power cut, NORMAL only a process crash; a gateway loses power, so FULL.
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    flush_timeout: float = Field(default=10.0, ge=0)  # on SIGTERM: wait this long for PUBACKs
+    # On SIGTERM: wait this long for the queue to empty (PUBACKs, and the province's commits).
+    flush_timeout: float = Field(default=10.0, ge=0)
+    # Custody (docs/wire.md): `committed` deletes a batch only when the province tracker says it
+    # has durably committed it (wire.Committed on the gateway's ack topic); `puback` deletes it on
+    # the broker's PUBACK, for a receiver that publishes no committed seqs (plain test receivers).
+    delete_on: Literal["committed", "puback"] = "committed"
+    # A delivered batch that the province has not committed while batches the broker accepted
+    # after it have been is sent again once its PUBACK is this old (the broker lost it). Well
+    # above the tracker's commit interval (~1 s) and its per-gateway ack throttle (1 s).
+    resend_after: float = Field(default=30.0, gt=0)
+
+
+class ClockConfig(Strict):
+    # At start, wait at most this long for the kernel to report the clock synchronised before
+    # polling (samples are stamped with it); 0: do not wait. chrony (iburst) or timesyncd
+    # synchronise within seconds of reaching their server; one minute covers a slow first
+    # exchange over the dedicated line (N2) and bounds the gap a clock that never synchronises
+    # costs. After that the collector polls anyway and says so (log, metrics).
+    sync_wait: float = Field(default=60.0, ge=0, le=3600)
 
 
 class MetricsConfig(Strict):
@@ -145,6 +168,7 @@ class CollectorConfig(Strict):
     city: Annotated[str, Field(pattern=r"^\d{4}$")]
     mqtt: MqttConfig
     queue: QueueConfig = QueueConfig()
+    clock: ClockConfig = ClockConfig()
     metrics: MetricsConfig = MetricsConfig()
     backoff: BackoffConfig = BackoffConfig()
     sources: list[SourceConfig] = Field(min_length=1)

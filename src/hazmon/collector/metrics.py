@@ -7,16 +7,17 @@ timestamps; city and site labels are added by Prometheus from its target list.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 
-from hazmon.collector.clock import ClockState
+from hazmon.collector.clock import ClockReader
 from hazmon.collector.queue import DurableQueue
 from hazmon.collector.stats import Stats
+from hazmon.collector.uplink import IGNORED_REASONS
 
 P = "hazmon_collector_"
 ERROR_KINDS = ("connect", "timeout", "exception_response", "bad_status", "decode", "internal")
@@ -34,7 +35,7 @@ class CollectorMetrics:
     """A custom collector: nothing is kept between scrapes but the stats it reads."""
 
     def __init__(
-        self, gateway: str, stats: Stats, queue: DurableQueue, clock: Callable[[], ClockState | None]
+        self, gateway: str, stats: Stats, queue: DurableQueue, clock: ClockReader
     ) -> None:
         self.gateway = gateway
         self.stats = stats
@@ -93,17 +94,25 @@ class CollectorMetrics:
         published = CounterMetricFamily(P + "samples_published",
                                         "Samples acknowledged by the broker (PUBACK).")
         published.add_metric([], self.stats.uplink.samples_published)
-        depth = GaugeMetricFamily(P + "queue_samples", "Samples waiting in the durable queue.")
+        depth = GaugeMetricFamily(P + "queue_samples",
+                                  "Samples held in the durable queue (not yet confirmed by the province).")
         depth.add_metric([], self.queue.depth_samples)
-        batches = GaugeMetricFamily(P + "queue_batches", "Batches waiting in the durable queue.")
+        batches = GaugeMetricFamily(P + "queue_batches",
+                                    "Batches held in the durable queue (not yet confirmed by the province).")
         batches.add_metric([], self.queue.depth_batches)
         age = GaugeMetricFamily(P + "queue_oldest_sample_age_seconds",
-                                "Age of the oldest sample still waiting for a PUBACK (0 when empty).")
+                                "Age of the oldest sample still held in the queue (0 when empty).")
         oldest = self.queue.oldest_ts()
         age.add_metric([], 0.0 if oldest is None else max(0.0, time.time() - oldest))
         seq = GaugeMetricFamily(P + "last_sequence", "Seq of the last batch written to the queue.")
         seq.add_metric([], self.queue.last_seq)
-        yield from (queued, dropped, published, depth, batches, age, seq)
+        corrupt = GaugeMetricFamily(P + "queue_corrupt_files",
+                                    "Corrupt queue databases moved aside and kept beside the queue.")
+        corrupt.add_metric([], self.queue.corrupt_files())
+        aside = CounterMetricFamily(P + "queue_moved_aside",
+                                    "Corrupt queue databases this process moved aside at start.")
+        aside.add_metric([], self.stats.queue.moved_aside)
+        yield from (queued, dropped, published, depth, batches, age, seq, corrupt, aside)
 
     def _uplink(self) -> Iterator[Metric]:
         u = self.stats.uplink
@@ -128,9 +137,57 @@ class CollectorMetrics:
                                     "Unix time of the last PUBACK from the broker.")
             ack.add_metric([], u.last_ack)
             yield ack
+        yield from self._custody()
+
+    def _custody(self) -> Iterator[Metric]:
+        u = self.stats.uplink
+        sub = GaugeMetricFamily(P + "uplink_ack_subscribed",
+                                "1 while subscribed to the gateway's ack topic (the province's committed seqs).")
+        sub.add_metric([], 1 if u.ack_subscribed else 0)
+        unconfirmed = GaugeMetricFamily(P + "queue_unconfirmed_batches",
+                                        "Batches delivered to the broker (PUBACK) and not yet confirmed "
+                                        "committed by the province.")
+        unconfirmed.add_metric([], u.unconfirmed)
+        batches = CounterMetricFamily(P + "batches_confirmed",
+                                      "Batches deleted from the queue because the province committed them.")
+        batches.add_metric([], u.batches_confirmed)
+        samples = CounterMetricFamily(P + "samples_confirmed",
+                                      "Samples deleted from the queue because the province committed them.")
+        samples.add_metric([], u.samples_confirmed)
+        resent = CounterMetricFamily(P + "batches_resent",
+                                     "Delivered batches sent again because the province committed later ones "
+                                     "and not them (the broker lost them).")
+        resent.add_metric([], u.resent_batches)
+        ignored = CounterMetricFamily(P + "committed_ignored",
+                                      "Committed-seqs messages ignored, by reason.", labels=["reason"])
+        for reason in sorted(set(IGNORED_REASONS) | set(u.committed_ignored)):
+            ignored.add_metric([reason], u.committed_ignored[reason])
+        yield from (sub, unconfirmed, batches, samples, resent, ignored)
+        if u.last_committed is not None:
+            last = GaugeMetricFamily(P + "last_committed_timestamp_seconds",
+                                     "When the province committed what its last message for this queue "
+                                     "epoch confirms (Unix time, tracker clock).")
+            last.add_metric([], u.last_committed)
+            yield last
 
     def _clock(self) -> Iterator[Metric]:
+        c = self.stats.clock
         state = self.clock()
+        readable = GaugeMetricFamily(P + "clock_readable",
+                                     "1 if the kernel's clock state can be read (adjtimex); 0: synchronisation "
+                                     "is unknown.")
+        readable.add_metric([], 0 if state is None else 1)
+        yield readable
+        waited = GaugeMetricFamily(P + "clock_sync_wait_seconds",
+                                   "How long the start waited for the clock to be synchronised before polling.")
+        waited.add_metric([], c.sync_wait_seconds)
+        yield waited
+        if c.started_unsynced is not None:
+            unsynced = GaugeMetricFamily(P + "clock_started_unsynced",
+                                         "1 if polling started while the clock was not synchronised "
+                                         "(the wait at start gave up, or was not allowed).")
+            unsynced.add_metric([], 1 if c.started_unsynced else 0)
+            yield unsynced
         if state is None:
             return
         synced = GaugeMetricFamily(P + "clock_synced", "1 if the kernel reports the clock NTP-synchronised.")

@@ -1,7 +1,8 @@
 """Pollers: one asyncio task per data source (D1a-c), so a dead or slow slave delays nobody else.
 
 Each poller connects, polls its tags at their intervals (tags of one interval form one tick;
-Modbus tags of a tick are read in contiguous blocks), stamps every sample at read time and
+Modbus tags of a tick are read in contiguous blocks), stamps every sample (Modbus: the read
+time; OPC UA: the value's SourceTimestamp where the server gives one, else the read time) and
 hands the tick's samples to the sink (the durable queue). Connection-level failures close the
 connection and retry with exponential backoff and jitter.
 """
@@ -14,6 +15,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 from pymodbus import FramerType, ModbusException
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -26,7 +28,7 @@ from hazmon.inventory.model import Protocol
 
 log = logging.getLogger(__name__)
 
-SampleT = tuple[str, float, float]  # tag code, read time (Unix s), engineering value
+SampleT = tuple[str, float, float]  # tag code, sample time (Unix s), engineering value
 Sink = Callable[[str, list[SampleT]], Awaitable[None]]
 
 
@@ -254,7 +256,8 @@ class OpcUaPoller(Poller):
                 log.warning("source %s: tag %s: %s", self.cfg.name, tag.code, dv.StatusCode)
                 continue
             try:
-                out.append((tag.code, ts, float(dv.Value.Value) * tag.scale + tag.offset))
+                out.append((tag.code, source_time(dv.SourceTimestamp, ts),
+                            float(dv.Value.Value) * tag.scale + tag.offset))
             except (TypeError, ValueError):
                 self.stats.errors["decode"] += 1
                 log.warning("source %s: tag %s value %r is not numeric", self.cfg.name, tag.code,
@@ -262,6 +265,20 @@ class OpcUaPoller(Poller):
         if len(out) == len(tags):
             self.stats.last_success = ts
         return out
+
+
+def source_time(stamp: datetime | None, read_time: float) -> float:
+    """An OPC UA value's SourceTimestamp (when the device sampled it) as Unix seconds, else the read
+    time. The stamp is UTC by the standard; a naive datetime from the stack is taken as UTC."""
+    # DateTime 0 (1601-01-01, the OPC UA epoch) means "no timestamp" (OPC UA Part 6, 5.2.2.5).
+    if stamp is None or stamp.year <= 1601:
+        return read_time
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    try:
+        return stamp.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return read_time
 
 
 def make_poller(cfg: SourceConfig, backoff: BackoffConfig, sink: Sink, stats: SourceStats) -> Poller:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from hazmon.wire import SCHEMA_VERSION
+from hazmon.wire import MAX_EPOCH, MAX_PAYLOAD_BYTES, SCHEMA_VERSION
 
 
 def message(gateway: str, seq: int, source: str, samples_json: str, sent: float, epoch: int = 0) -> bytes:
@@ -19,3 +19,10 @@ def message(gateway: str, seq: int, source: str, samples_json: str, sent: float,
         f'{{"v":{SCHEMA_VERSION},"gw":{json.dumps(gateway, ensure_ascii=False)},"seq":{int(seq)}{ep},'
         f'"src":{json.dumps(source, ensure_ascii=False)},"sent":{float(sent)!r},"samples":{samples_json}}}'
     ).encode()
+
+
+def samples_budget(gateway: str, sources: list[str]) -> int:
+    """The most bytes a batch's "samples" array may take so that its message stays within
+    wire.MAX_PAYLOAD_BYTES, for the longest envelope any of these sources can get."""
+    envelope = max(len(message(gateway, MAX_EPOCH, src, "", -1.7976931348623157e308, MAX_EPOCH)) for src in sources)
+    return MAX_PAYLOAD_BYTES - envelope

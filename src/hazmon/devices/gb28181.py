@@ -16,6 +16,12 @@ each hold a different, stale copy, while the registrar is the one place that kno
 
 A channel-ID change is followed by a PUT of the access settings: the device re-registers, and a
 platform re-reads a device's catalog on a new registration, so the new IDs reach the platform.
+
+N8: the NVR is reached as the model says (`isapi`: HTTPS by default, its certificate verified).
+When the plan sends the password and the NVR is on plain HTTP without the explicit opt-in, the run
+stops before anything is PUT (not after the channel IDs), so a refusal leaves the device as it was.
+Which password: the NVR's own when the platform keeps one per device (the caller looks it up by
+hazmon.inventory.secrets.sip_credential), else the province's.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hazmon.devices.isapi import Isapi, element, local, set_field, sub, text
@@ -44,6 +51,7 @@ PASSWORD_UNPROVEN = "(write-only; not proven by a registration)"
 PASSWORD_PROVEN = "(write-only; proven: the platform accepted the device's registration)"
 PASSWORD_UNKNOWN = "(write-only; no registrar status to prove it)"
 PASSWORD_SENT = "(sent from the vault)"
+SECRET_WHAT = "the platform's SIP password (<password> in PUT " + SIP_PATH + ")"
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,26 @@ def access_body(current: ET.Element, access: Access, password: str | None) -> ET
             for child in [c for c in parent if local(c.tag) == PASSWORD_FIELD]:
                 parent.remove(child)
     return current
+
+
+# ---------------------------------------------------------------- how the NVR is reached
+
+
+def isapi_url(nvr: Nvr, address: str | None = None, scheme: str | None = None) -> str:
+    """The NVR's ISAPI base URL from the model (`isapi`: scheme, port); `address` (host, or host:port)
+    and `scheme` override it."""
+    host = address or str(nvr.address)
+    if ":" not in host and nvr.isapi.port is not None:
+        host = f"{host}:{nvr.isapi.port}"
+    return f"{scheme or nvr.isapi.scheme}://{host}"
+
+
+def nvr_client(ent: Enterprise, nvr: Nvr, username: str, password: str, *, address: str | None = None,
+               scheme: str | None = None, ca_file: Path | str | None = None,
+               insecure_secrets_over_http: bool = False, timeout: float = 10.0) -> Isapi:
+    """The ISAPI client of one NVR of the model, named in its messages as "NVR <name> of <code>"."""
+    return Isapi(isapi_url(nvr, address, scheme), username, password, timeout=timeout, ca_file=ca_file or None,
+                 insecure_secrets_over_http=insecure_secrets_over_http, device=f"NVR {nvr.name} of {ent.code}")
 
 
 # ---------------------------------------------------------------- what the model wants
@@ -251,7 +279,10 @@ def read_device(client: Isapi) -> DeviceView:
 
 def apply(client: Isapi, view: DeviceView, plan: Plan, want: Target | None, password: str | None) -> None:
     """Channel IDs first, then the access settings: their PUT makes the device re-register, and the
-    platform reads the catalog (with the new IDs) on that registration."""
+    platform reads the catalog (with the new IDs) on that registration. A password that may not go
+    over this transport (N8) stops it before the first PUT."""
+    if plan.send_password and want is not None:
+        client.check_secret_transport(SECRET_WHAT)
     if plan.channel_changes:
         client.put(SIPINFO_PATH, channel_ids_body(plan.channel_changes))
     if not plan.put_access:
@@ -381,6 +412,8 @@ def converge(client: Isapi, want: Target, sip_password: str | None, *, check: bo
     status = read_registrar(want.status_url) if want.status_url else None
     proven = None if status is None else is_registered(status, want.device_id)
     plan = plan_present(view.access, view.channel_ids, want, proven, force_password)
+    if plan.send_password:  # N8, in check mode too: the real run would stop here
+        client.check_secret_transport(SECRET_WHAT)
     out = Outcome(changed=plan.changed, plan=plan)
     if status is not None:
         out.registration = device_record(status, want.device_id) or {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +32,22 @@ def format_path(path: FieldPath) -> str:
     return out
 
 
+# Control characters (C0, DEL, C1) written as escapes: a finding is one line of a terminal, and
+# text quoted from a file must neither break that line nor move the cursor or colour the screen.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def _shown(text: str) -> str:
+    """`text` as one printable line of UTF-8: controls escaped; so are invisible format characters
+    (a byte-order mark in a key, a right-to-left override that would reorder the line on screen) and
+    the lone surrogates a file name that is not UTF-8 decodes to (they cannot be written out)."""
+    text = text.translate(_CONTROLS)
+    if text.isascii():
+        return text
+    text = "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) == "Cf" else c for c in text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     rule: str
@@ -45,16 +62,18 @@ class Finding:
         where = self.file
         if root is not None and self.file.is_relative_to(root):
             where = self.file.relative_to(root)
-        loc = f"{where}:{self.line}" if self.line else f"{where}"
-        field_ = f" [{self.path}]" if self.path else ""
-        return f"{loc}: {self.severity} {self.rule}{field_}: {self.message}"
+        loc = f"{_shown(str(where))}:{self.line}" if self.line else _shown(str(where))
+        field_ = f" [{_shown(self.path)}]" if self.path else ""
+        return f"{loc}: {self.severity} {self.rule}{field_}: {_shown(self.message)}"
 
     def as_dict(self) -> dict[str, object]:
+        # JSON escapes controls itself; only a file name that is not UTF-8 needs care.
+        file = str(self.file)
         return {
             "rule": self.rule,
             "severity": str(self.severity),
             "message": self.message,
-            "file": str(self.file),
+            "file": file if file.isascii() else file.encode("utf-8", "backslashreplace").decode("utf-8"),
             "line": self.line,
             "path": self.path,
             "enterprise": self.enterprise,

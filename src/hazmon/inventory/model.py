@@ -19,12 +19,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Strict(BaseModel):
-    """Base for every record: unknown keys are typos, and typos are errors.
+    """Base for every record: unknown keys are typos, and typos are errors; a number is finite
+    (YAML's .nan and .inf, or 1e400, are no instrument's range, scale or set point: NaN compares
+    false with everything, so no rule would ever see it).
 
     Mutable defaults (lists, records) are given as default_factory: pydantic deep-copies a default
     value for every record that omits it (about 100,000 copies at national scale)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True, allow_inf_nan=False)
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -178,6 +180,10 @@ class SipServer(Endpoint):
     # Where the platform publishes which devices have registered (JSON over HTTP), if it does:
     # the rollout's nvr role waits there until an NVR it configured has registered.
     status_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    # N8: whether the platform keeps a registration password per device (true: each NVR has its own,
+    # vault_sip_<slug>_<nvr>, hazmon.inventory.secrets.sip_credential) or one for the province
+    # (false: vault_sip_password). Only the platform team can say which its SIP server allows.
+    per_device_passwords: bool = False
 
 
 class MirrorEndpoint(Strict):
@@ -289,6 +295,14 @@ class Box(Strict):
     model: str | None = None
 
 
+class IsapiAccess(Strict):
+    """How the control node reaches an NVR's ISAPI (N8): HTTPS with a verified certificate unless
+    the device has none; over plain HTTP no secret is ever sent (hazmon.devices.isapi)."""
+
+    scheme: Literal["https", "http"] = "https"
+    port: int | None = Field(default=None, ge=1, le=65535)  # None: the scheme's own (443, 80)
+
+
 class Nvr(Strict):
     name: str
     vendor: str
@@ -299,6 +313,7 @@ class Nvr(Strict):
     device_id: Digits20 | None = None
     credential: str  # name of a vault variable, never the password itself
     rack_units: int = Field(default=1, ge=0)
+    isapi: IsapiAccess = Field(default_factory=IsapiAccess)
 
 
 class SwitchPort(Strict):

@@ -3,8 +3,10 @@
 With the parse cache empty (first run, or after a large change), parsing is two thirds of
 validation at national scale. Worker processes parse the files not cached and return each one's
 content as marshal bytes (what the cache stores, and cheap to send); the loader then reads them
-from the cache as if they had been there. Anything a worker cannot handle (a parse error, a date
-marshal cannot hold) is left to the loader, which parses and reports it as ever.
+from the cache as if they had been there. Anything a worker cannot handle (a parse error, a file
+the inventory refuses, a date marshal cannot hold) is left to the loader, which parses and reports
+it as ever. The loader hands over plain regular files only (no links, FIFOs or devices), and the
+workers read them through the same bounded reading (hazmon.inventory.files).
 """
 
 from __future__ import annotations
@@ -33,15 +35,6 @@ def _parse(paths: list[str]) -> list[tuple[str, Stamp, bytes] | None]:
             out.append((name, stamp, marshal.dumps(data)))
         except Exception:  # the loader parses it again and reports the problem
             out.append(None)
-    return out
-
-
-def inventory_files(enterprise_dirs: list[Path]) -> list[Path]:
-    """The YAML and CSV files under the enterprise folders, unsorted (order does not matter here)."""
-    out = []
-    for top in enterprise_dirs:
-        for folder, _dirs, names in os.walk(top):
-            out.extend(Path(folder, name) for name in names if name.endswith((".yml", ".csv")))
     return out
 
 

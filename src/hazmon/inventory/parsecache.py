@@ -9,8 +9,11 @@ asked for (sourcemap.SourceMap) are kept beside each file's content, so an uncha
 composed again either.
 
 Validity: an entry is used only while its file's (mtime_ns, size, inode) is unchanged, and the
-whole cache only while the hazmon version and the parsing code (this module, sourcemap.py) are
-the same. A file modified less than RACY_SECONDS before it was read is not stored ("racily clean",
+whole cache only while the hazmon version and the parsing code (this module, sourcemap.py,
+files.py: the bounds and encodings a file is read with) are the same. A file that cannot be taken
+(a parse error, a bound exceeded) is never stored, and any entry it had is dropped: the next load
+reads it again, and sees a fix at once. An entry this code did not write (a damaged cache file) is
+a miss. A file modified less than RACY_SECONDS before it was read is not stored ("racily clean",
 as git calls it): file systems stamp mtimes with a coarse clock, so a same-size edit within that
 window could otherwise go unseen. Contents that marshal cannot hold as they are (YAML dates) are
 stored with the dates as ISO text and their paths, and turned back into the same date objects.
@@ -56,7 +59,7 @@ def _code_stamp() -> str:
     """The hazmon version and the parsing code's own stamps: other code, other cache."""
     parts = [str(FORMAT), hazmon.__version__]
     here = Path(__file__).parent
-    for name in ("parsecache.py", "sourcemap.py"):
+    for name in ("parsecache.py", "sourcemap.py", "files.py"):
         try:
             st = (here / name).stat()
         except OSError:
@@ -147,6 +150,17 @@ class ParseCache:
 
     def get(self, path: Path, stamp: Stamp) -> tuple[bool, object]:
         """(True, content) when `path` is cached with this stamp; the content is the caller's own."""
+        try:
+            return self._get(path, stamp)
+        except (TypeError, ValueError, IndexError, KeyError, EOFError):
+            # An entry this code did not write (a damaged cache file): a miss, and gone.
+            if self.entries.pop(str(path), None) is not None:
+                self.misses += 1
+                self.dirty = True
+            self.fresh.pop(str(path), None)
+            return False, None
+
+    def _get(self, path: Path, stamp: Stamp) -> tuple[bool, object]:
         key = str(path)
         entry = self.entries.get(key)
         if entry is None or tuple(entry[0]) != stamp:
@@ -156,10 +170,11 @@ class ParseCache:
                 return False, None
             self._store(key, stamp, parsed[1])
             return True, marshal.loads(parsed[1])
+        data = marshal.loads(entry[1])
+        data = _decode_dates(data, entry[2]) if entry[2] else data
         self.hits += 1
         self.used.add(key)
-        data = marshal.loads(entry[1])
-        return True, _decode_dates(data, entry[2]) if entry[2] else data
+        return True, data
 
     def wants(self, path: Path, stamp: Stamp) -> bool:
         """True when `path` with this stamp is not cached (a parallel parse would pay)."""

@@ -7,6 +7,7 @@ never committed; a real environment's vault is made by the ops team with `ansibl
 from __future__ import annotations
 
 import os
+import re
 import secrets as _random
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,13 @@ VAULT_FILE = Path("group_vars") / "all" / "vault.yml"
 # The province feed tracker's broker account (it subscribes to every gateway's topics).
 TRACKER_MQTT_USER = "hazmon-tracker"
 TRACKER_MQTT_CREDENTIAL = "vault_mqtt_tracker"
+# The bearer token the tracker's JSON API requires (hazmon-tracker --api-token-file).
+TRACKER_API_CREDENTIAL = "vault_tracker_api_token"
+
+
+# The platform's GB/T 28181 registration password, when it has one for the whole province.
+SIP_SHARED_CREDENTIAL = "vault_sip_password"
+_NOT_IN_A_NAME = re.compile(r"[^a-z0-9]+")
 
 
 def mqtt_credential(ent: Enterprise) -> str:
@@ -31,18 +39,33 @@ def mqtt_credential(ent: Enterprise) -> str:
     return f"vault_mqtt_{ent.slug}"
 
 
+def sip_credential(slug: str, nvr_name: str, per_device: bool) -> str:
+    """The vault name of the password an NVR registers with at the platform (N8): its own,
+    vault_sip_<slug>_<nvr name>, when the platform keeps one per device (province.yml
+    platform.sip.per_device_passwords), else the province's one. (Strings, not records: the nvr
+    role asks through a filter with the host's variables.)"""
+    if not per_device:
+        return SIP_SHARED_CREDENTIAL
+    return f"vault_sip_{slug}_{_NOT_IN_A_NAME.sub('_', nvr_name.lower()).strip('_')}"
+
+
 def credential_refs(inv: Inventory) -> list[str]:
     """Every secret the inventory refers to, in a stable order."""
     names: list[str] = []
+    per_device = inv.province is not None and inv.province.platform.sip.per_device_passwords
     for ent in inv.enterprises:
         names += [n.credential for n in ent.devices.nvrs]
+        if per_device:  # an NVR without GB/T 28181 (V2) never registers: no password of its own
+            names += [sip_credential(ent.slug, n.name, True) for n in ent.devices.nvrs if n.gb28181]
         if ent.devices.switch is not None:
             names.append(ent.devices.switch.credential)
         names += [s.opc.credential for s in ent.data_sources if s.opc and s.opc.credential]
         if ent.devices.daq_gateway is not None:
             names.append(mqtt_credential(ent))
-    names.append("vault_sip_password")  # the platform's GB28181 registration password
+    if not per_device:
+        names.append(SIP_SHARED_CREDENTIAL)  # the platform's GB28181 registration password
     names.append(TRACKER_MQTT_CREDENTIAL)
+    names.append(TRACKER_API_CREDENTIAL)
     return list(dict.fromkeys(names))
 
 

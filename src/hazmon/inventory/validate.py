@@ -11,10 +11,11 @@ from hazmon.inventory.parsecache import ParseCache
 from hazmon.inventory.readiness import Readiness, assess
 
 
-def validate(root: Path | str) -> tuple[Inventory, list[Readiness]]:
-    """Load and check an inventory. Findings are on `inv.report`; nothing is raised."""
+def validate(root: Path | str, *, link_roots: tuple[Path, ...] = ()) -> tuple[Inventory, list[Readiness]]:
+    """Load and check an inventory. Findings are on `inv.report`; nothing is raised. Symbolic links
+    may lead inside the inventory or into `link_roots` (see loader.load)."""
     cache = ParseCache.for_root(Path(root).resolve())
-    inv = load(root, parse_cache=cache)
+    inv = load(root, parse_cache=cache, link_roots=link_roots)
     rules.run_all(inv)
     inv.report.findings.sort(key=lambda f: (str(f.file), f.line or 0, f.rule))
     cache.save()  # once, with the line lookups the findings made

@@ -24,16 +24,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from hazmon import wire
-from hazmon.collector.config import dump_yaml
+from hazmon.collector.config import ClockConfig, dump_yaml
 from hazmon.collector.render import render_config
 from hazmon.inventory.model import Enterprise, Protocol
 from hazmon.inventory.secrets import (
+    TRACKER_API_CREDENTIAL,
     TRACKER_MQTT_CREDENTIAL,
     TRACKER_MQTT_USER,
     ensure_lab_vault,
@@ -91,7 +92,10 @@ def collector_setup(lab: Lab, enterprise: str, workdir: Path, vault: dict[str, s
             gw_end = os.path.realpath(tty_links(lab.run_dir, ent.slug, src.name)[1])
             src = src.model_copy(update={"serial": src.serial.model_copy(update={"port": gw_end})})
         sources.append(src)
-    cfg = cfg.model_copy(update={"sources": sources})
+    # The lab's hosts share this machine's kernel clock, which no lab daemon disciplines (the
+    # province's chronyd only serves time): the kernel never says "synchronised" here, and
+    # waiting for it would only delay the first samples by clock.sync_wait.
+    cfg = cfg.model_copy(update={"sources": sources, "clock": ClockConfig(sync_wait=0)})
     _private_dir(secrets)
     write_private(secrets / "mqtt.password", vault[mqtt_credential(ent)] + "\n")
     for src in ent.data_sources:
@@ -164,6 +168,7 @@ class TrackerSetup:
     state: Path
     url: str  # http://<platform tracker address>:<port>, reachable from the root namespace
     run_dir: Path  # the lab's: its run state records the process
+    token: str | None = field(default=None, repr=False)  # the JSON API's bearer token (the vault's)
 
 
 def tracker_url(lab: Lab, port: int | None = None) -> str:
@@ -180,29 +185,39 @@ def tracker_setup(lab: Lab, workdir: Path, vault: dict[str, str], client_id: str
     """The tracker with its own state, logged in with the lab's tracker account, in the province."""
     url = tracker_url(lab, port)
     host, _, port_text = url.removeprefix("http://").rpartition(":")
-    password = write_private(_private_dir(workdir / "secrets") / "tracker-mqtt.password",
-                             vault[TRACKER_MQTT_CREDENTIAL] + "\n")
+    secrets = _private_dir(workdir / "secrets")
+    password = write_private(secrets / "tracker-mqtt.password", vault[TRACKER_MQTT_CREDENTIAL] + "\n")
+    token = write_private(secrets / "tracker-api.token", vault[TRACKER_API_CREDENTIAL] + "\n")
     state = workdir / "tracker.db"
     argv = [
         str(BIN / "hazmon-tracker"), "--inventory", str(lab.inventory_root.resolve()), "--state", str(state),
         "--client-id", client_id, "--username", TRACKER_MQTT_USER, "--password-file", str(password),
+        "--api-token-file", str(token),
         "--listen-host", host, "--listen-port", port_text, "--evaluate-every", f"{evaluate_every:g}",
     ]
-    return TrackerSetup(lab.plan.province_ns, argv, state, url, lab.run_dir)
+    return TrackerSetup(lab.plan.province_ns, argv, state, url, lab.run_dir, vault[TRACKER_API_CREDENTIAL])
 
 
 def start_tracker(setup: TrackerSetup, log: Path) -> subprocess.Popen:
     return _popen(setup.ns, setup.argv, log, setup.run_dir, "tracker")
 
 
-def tracker_get(url: str | TrackerSetup, path: str) -> str:
-    base = url.url if isinstance(url, TrackerSetup) else url
-    with urllib.request.urlopen(base + path, timeout=5) as resp:  # a lab address (198.18.0.0/15)
+def tracker_get(url: str | TrackerSetup, path: str, token: str | None = None) -> str:
+    """GET from the tracker. /api/ paths need the vault's token (TRACKER_API_CREDENTIAL): a
+    TrackerSetup carries it; with a bare URL pass `token`. /metrics and /healthz are open."""
+    if isinstance(url, TrackerSetup):
+        base, token = url.url, token or url.token
+    else:
+        base = url
+    req = urllib.request.Request(base + path)
+    if token and path.startswith("/api/"):
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=5) as resp:  # a lab address (198.18.0.0/15)
         return resp.read().decode("utf-8")
 
 
-def tracker_json(url: str | TrackerSetup, path: str) -> dict:
-    return json.loads(tracker_get(url, path))
+def tracker_json(url: str | TrackerSetup, path: str, token: str | None = None) -> dict:
+    return json.loads(tracker_get(url, path, token))
 
 
 def tracker_metrics(url: str | TrackerSetup) -> dict[str, float]:
@@ -396,10 +411,11 @@ def cmd_start(lab: Lab, out: Path, collectors: bool = True) -> int:
 def cmd_view(lab: Lab, until: tuple[str, str] | None, timeout: float) -> int:
     """Print the tracker's per-enterprise view; with `until` (stalled|flowing, slug), wait for it first."""
     tracker = tracker_url(lab)
+    token = ensure_lab_vault(lab.inventory)[TRACKER_API_CREDENTIAL]
     slugs = {e.code: e.slug for e in lab.inventory.enterprises}
     deadline = time.monotonic() + timeout
     while True:
-        data = tracker_json(tracker, "/api/v1/enterprises")
+        data = tracker_json(tracker, "/api/v1/enterprises", token)
         done = until is None
         if until is not None:
             want, slug = until

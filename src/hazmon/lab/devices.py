@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from hazmon.inventory.model import DataSource, Protocol
+from hazmon.inventory.model import DataSource, Nvr, Protocol
+from hazmon.lab import tls
 from hazmon.lab.plan import Site, source_address
 from hazmon.lab.services import write_private
+
+HTTP_PORT = 80
+HTTPS_PORT = 443
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,29 @@ def _source_port(src: DataSource) -> int | None:
     if src.protocol is Protocol.OPC and src.opc is not None and src.opc.endpoint:
         return urlsplit(src.opc.endpoint).port or 4840
     return None
+
+
+def tls_dir(run_dir: Path) -> Path:
+    """Where the run's CA and the devices' certificates are: the control node verifies the NVRs'
+    HTTPS against <this>/ca.crt (inventories/lab/group_vars/all/nvr.yml, nvr_isapi_ca_file)."""
+    return run_dir / "tls"
+
+
+def lab_ca(run_dir: Path) -> tls.LabCa:
+    """The lab run's CA, made on first use."""
+    return tls.ensure_ca(tls_dir(run_dir))
+
+
+def nvr_tls_args(nvr: Nvr, slug: str, run_dir: Path) -> tuple[list[str], int]:
+    """The NVR sim's HTTP port and, when the model says the NVR has HTTPS, its certificate for its
+    address and the HTTPS port (the inventory's isapi.port is the port of its scheme)."""
+    if nvr.isapi.scheme == "http":
+        return [], nvr.isapi.port or HTTP_PORT
+    base = tls_dir(run_dir) / f"nvr-{slug}-{nvr.name}"
+    cert = tls.issue(lab_ca(run_dir), str(nvr.address), Path(f"{base}.crt"), Path(f"{base}.key"),
+                     name=f"{slug} {nvr.name}")
+    port = nvr.isapi.port or HTTPS_PORT
+    return ["--tls-cert", str(cert.cert), "--tls-key", str(cert.key), "--https-port", str(port)], HTTP_PORT
 
 
 def site_sims(site: Site, inventory: Path, vault: dict[str, str], run_dir: Path) -> list[SimSpec]:
@@ -97,16 +124,18 @@ def site_sims(site: Site, inventory: Path, vault: dict[str, str], run_dir: Path)
         listen = (str(addr), port, "tcp") if addr and port else None
         out.append(SimSpec(sim_name("dcs", slug, src.name), "dcs", site.ns, argv, listen, ctl, serial))
     for nvr in ent.devices.nvrs:
-        argv, ctl, _ = base("nvr", nvr.name, str(nvr.address), 80)
+        https, http_port = nvr_tls_args(nvr, slug, run_dir)
+        argv, ctl, _ = base("nvr", nvr.name, str(nvr.address), http_port)
         argv += [
             "--nvr",
             nvr.name,
+            *https,
             "--secret-file",
             str(write_private(secrets / f"nvr-{slug}-{nvr.name}", vault[nvr.credential] + "\n")),
         ]
-        out.append(
-            SimSpec(sim_name("nvr", slug, nvr.name), "nvr", site.ns, argv, (str(nvr.address), 80, "tcp"), ctl)
-        )
+        # The sim opens HTTPS before HTTP: the HTTP port answering means both do.
+        listen = (str(nvr.address), http_port, "tcp")
+        out.append(SimSpec(sim_name("nvr", slug, nvr.name), "nvr", site.ns, argv, listen, ctl))
     sw = ent.devices.switch
     if sw is not None:
         argv, ctl, _ = base("switch", sw.name, str(sw.address), 22)

@@ -7,6 +7,7 @@ role configures, as production's is.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hazmon.inventory.model import MirrorEndpoint, Province, SipServer
+from hazmon.inventory.secrets import SIP_SHARED_CREDENTIAL, sip_credential
 from hazmon.lab.mirror import DEFAULT_CACHE as MIRROR_CACHE
 from hazmon.lab.mirror import TREE
 from hazmon.lab.plan import IPERF_PORT, LAB_NET, PROVINCE_ROUTER, LabPlan, PlanError
@@ -54,6 +56,21 @@ def registrar_http_args(sip: SipServer) -> list[str]:
     return ["--http-port", str(url.port or 80)]
 
 
+def registrar_secret_args(plan: LabPlan, sip: SipServer, vault: dict[str, str], svc: Path) -> list[str]:
+    """How the registrar gets its passwords (0600 files, never argv): the province's one, or, when the
+    platform keeps one per device (platform.sip.per_device_passwords), the table device ID -> that
+    NVR's own password, from the vault names hazmon.inventory.secrets.sip_credential gives."""
+    if not sip.per_device_passwords:
+        return ["--secret-file", str(write_private(svc / "sip.secret", vault[SIP_SHARED_CREDENTIAL] + "\n"))]
+    table = {
+        nvr.device_id: vault[sip_credential(site.enterprise.slug, nvr.name, True)]
+        for site in plan.sites.values()
+        for nvr in site.enterprise.devices.nvrs
+        if nvr.gb28181 and nvr.device_id
+    }
+    return ["--device-secrets", str(write_private(svc / "sip-devices.json", json.dumps(table, sort_keys=True)))]
+
+
 def province_services(
     plan: LabPlan,
     province: Province,
@@ -68,7 +85,6 @@ def province_services(
     ns = plan.province_ns
     specs: list[ServiceSpec] = []
 
-    sip_secret = write_private(svc / "sip.secret", vault["vault_sip_password"] + "\n")
     reg_state = svc / "registrar"
     reg_state.mkdir(exist_ok=True)
     control = run_dir / "control" / "registrar.sock"
@@ -91,8 +107,7 @@ def province_services(
                 p.sip.server_id,
                 "--domain",
                 p.sip.domain,
-                "--secret-file",
-                str(sip_secret),
+                *registrar_secret_args(plan, p.sip, vault, svc),
                 "--state-dir",
                 str(reg_state),
                 "--control",

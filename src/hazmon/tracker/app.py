@@ -21,6 +21,9 @@ class AppConfig:
     listen_port: int
     settings: TrackerSettings = field(default_factory=TrackerSettings)
     housekeeping: bool = True  # tests that evaluate by hand turn the timer off
+    # The JSON API's bearer token (from the vault, read from --api-token-file); None: the API
+    # refuses every request. Not shown in reprs (logs, tracebacks).
+    api_token: str | None = field(default=None, repr=False)
 
 
 class TrackerApp:
@@ -29,7 +32,7 @@ class TrackerApp:
         enterprises = load_expectations(config.inventory, config.settings.thresholds)
         self.tracker = Tracker(enterprises, config.settings, config.state_file)
         self.feed = MqttFeed(self.tracker, config.broker)
-        self.http = HttpServer(self.tracker, config.listen_host, config.listen_port)
+        self.http = HttpServer(self.tracker, config.listen_host, config.listen_port, config.api_token)
         self.housekeeper = Housekeeper(self.tracker) if config.housekeeping else None
 
     def start(self) -> None:

@@ -2,6 +2,9 @@
 
 The broker and the listening address default to the inventory's province.platform (mqtt, tracker).
 The MQTT password is read from a file or from $HAZMON_TRACKER_MQTT_PASSWORD, never from a flag.
+The JSON API's bearer token is read from --api-token-file (mode 0600 or stricter: it is the
+vault's TRACKER_API_CREDENTIAL); without it the API refuses every request (/metrics and /healthz
+stay open).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -39,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-file", type=Path,
                    help=f"file holding the MQTT password (else ${PASSWORD_ENV})")
     p.add_argument("--ca-file", type=Path, help="CA bundle for TLS (TLS follows province.platform.mqtt.tls)")
+    p.add_argument("--api-token-file", type=Path,
+                   help="file (mode 0600) holding the bearer token the JSON API requires; without it the API "
+                        "refuses every request")
     p.add_argument("--listen-host", help="default: province.platform.tracker.host")
     p.add_argument("--listen-port", type=int, help="default: province.platform.tracker.port")
     p.add_argument("--evaluate-every", type=float, help="seconds between evaluations (default 5)")
@@ -50,6 +57,17 @@ def _password(args: argparse.Namespace) -> str | None:
     if args.password_file:
         return args.password_file.read_text(encoding="utf-8").strip()
     return os.environ.get(PASSWORD_ENV)
+
+
+def read_api_token(path: Path) -> str:
+    """The API token from its file; SettingsError naming the file if it is readable by others,
+    empty, or not one word of printable ASCII (an HTTP header carries it)."""
+    if path.stat().st_mode & 0o077:
+        raise SettingsError(f"{path}: the API token file must not be readable by group or others (chmod 600)")
+    token = path.read_text(encoding="utf-8").strip()
+    if not token or not token.isascii() or not token.isprintable() or " " in token:
+        raise SettingsError(f"{path}: the API token must be one word of printable ASCII")
+    return token
 
 
 def config_from_args(args: argparse.Namespace) -> AppConfig:
@@ -68,7 +86,8 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
                           tls=bool(mqtt and mqtt.tls), ca_file=args.ca_file)
     listen_host = args.listen_host or (str(listen.host) if listen else "127.0.0.1")
     listen_port = args.listen_port if args.listen_port is not None else (listen.port if listen else 9910)
-    return AppConfig(args.inventory, args.state, broker, listen_host, listen_port, settings)
+    token = read_api_token(args.api_token_file) if args.api_token_file else None
+    return AppConfig(args.inventory, args.state, broker, listen_host, listen_port, settings, api_token=token)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InventoryError, SettingsError, StateError, OSError) as exc:
         print(f"hazmon-tracker: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.Error as exc:  # the state file locked by another process, a full disk, ...
+        print(f"hazmon-tracker: {args.state}: {exc}", file=sys.stderr)
+        return 2
     # The inventory model and restored state live as long as the process (440k tags: millions of
     # objects): keep them out of the collector's full passes, which otherwise stall ingest.
     gc.freeze()
@@ -90,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     app.start()
     log.info("tracking %d enterprises; broker %s:%d; http %s:%d", len(app.tracker.state.enterprises),
              app.config.broker.host, app.config.broker.port, app.config.listen_host, app.http.port)
+    if app.config.api_token is None:
+        log.warning("no --api-token-file: the JSON API refuses every request (/metrics and /healthz are open)")
     done.wait()
     log.info("stopping: committing state")
     app.stop()

@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hazmon.tracker.evaluate import ALARM_LEVELS, Evaluation
-from hazmon.tracker.service import Tracker
+from hazmon.tracker.service import MALFORMED_REASONS, MESSAGE_ERRORS, Tracker
 
 P = "hazmon_tracker_"
 ES = ["enterprise", "source"]
@@ -30,8 +30,7 @@ _SOURCE_COUNTERS = (
 )
 
 _REJECT_REASONS = {
-    "malformed_schema": ("messages_malformed", "schema"),
-    "malformed_topic_mismatch": ("messages_malformed", "topic_mismatch"),
+    **{f"malformed_{reason}": ("messages_malformed", reason) for reason in MALFORMED_REASONS},
     "rejected_unknown_enterprise": ("samples_rejected", "unknown_enterprise"),
     "rejected_unknown_source": ("samples_rejected", "unknown_source"),
 }
@@ -52,8 +51,9 @@ class TrackerCollector(Collector):
             ]
             counters = dict(t.state.counters)
             # Gaps and missing batches of the current epoch only: an old queue's are gone with it.
-            gateways = [(gw, s.current.gaps, s.current.missing, s.abandoned, s.epoch_changes)
-                        for gw, s in t.state.gateways.items()]
+            gateways = [(gw, s.current.gaps, s.current.missing, s.abandoned, s.epoch_changes,
+                         t.state.future_samples[gw]) for gw, s in t.state.gateways.items()]
+            unacked = t.unacked
             tracked = sum(len(src.tags) for src in t.state.sources.values())
         ents = t.state.enterprises
 
@@ -86,7 +86,8 @@ class TrackerCollector(Collector):
 
         fams = {
             "messages_malformed": CounterMetricFamily(
-                P + "messages_malformed", "MQTT messages dropped as not wire-schema v1.", labels=["reason"]),
+                P + "messages_malformed", "MQTT messages dropped as not wire-schema v1, by reason "
+                "(acknowledged once their count is committed).", labels=["reason"]),
             "samples_rejected": CounterMetricFamily(
                 P + "samples_rejected", "Samples dropped: the inventory does not know their sender.",
                 labels=["reason"]),
@@ -94,6 +95,8 @@ class TrackerCollector(Collector):
         for key, (fam, reason) in _REJECT_REASONS.items():
             fams[fam].add_metric([reason], counters.get(key, 0))
         yield from fams.values()
+        yield _counter("message_errors", "MQTT messages whose handling raised an unexpected error (logged with "
+                       "its traceback): dropped, acknowledged.", counters.get(MESSAGE_ERRORS, 0))
 
         gw = ["gateway"]
         gaps = _gauge("gateway_seq_gaps", "Gaps in the seqs seen from a gateway's current queue epoch.", gw)
@@ -105,21 +108,52 @@ class TrackerCollector(Collector):
         epochs = CounterMetricFamily(P + "gateway_epoch_changes",
                                      "Times a gateway's batches came from a new queue (re-imaged, replaced or "
                                      "reset: its seqs start again).", labels=gw)
-        for code, n_gaps, n_missing, n_abandoned, n_epochs in gateways:
+        future = CounterMetricFamily(P + "gateway_future_samples",
+                                     "Samples refused: stamped more than max_future_skew_seconds ahead of the "
+                                     "tracker's clock (the gateway's clock is wrong).", labels=gw)
+        for code, n_gaps, n_missing, n_abandoned, n_epochs, n_future in gateways:
             gaps.add_metric([code], n_gaps)
             missing.add_metric([code], n_missing)
             abandoned.add_metric([code], n_abandoned)
             epochs.add_metric([code], n_epochs)
-        yield from (gaps, missing, abandoned, epochs)
+            future.add_metric([code], n_future)
+        yield from (gaps, missing, abandoned, epochs, future)
 
         yield _value("tracked_tags", "Tags with at least one sample in the state.", tracked)
-        yield _value("mqtt_connected", "1 while connected and subscribed to the broker.",
-                     1 if t.health.mqtt_connected else 0)
+        yield _value("mqtt_connected", "1 while connected and subscribed to the broker, and the MQTT network "
+                     "thread runs.", 1 if t.health.connected() else 0)
         if t.health.last_flush_ts != float("-inf"):
             yield _value("last_flush_timestamp_seconds", "When the state was last committed to disk.",
                          t.health.last_flush_ts)
+        yield _counter("flush_failures", "Commits of the state that failed (rolled back, tried again with backoff).",
+                       t.flush_failures)
+        yield _value("unacked_messages", "Messages received and not yet acknowledged: waiting for a commit.", unacked)
+        yield _counter("committed_published", "Committed messages (custody) published to the gateways.",
+                       t.committed_published)
+        yield from _loops(t)
         yield _value("last_evaluation_timestamp_seconds", "When the flags were last computed.", ev.at)
         yield _value("evaluation_duration_seconds", "How long the last evaluation took.", ev.duration)
+
+
+def _loops(t: Tracker) -> Iterator[Metric]:
+    """The same judgement as /healthz, per loop (mqtt, flush, evaluation: those started)."""
+    loop = ["loop"]
+    up = _gauge("loop_up", "1 while the loop's thread runs and it succeeded within its stale bound (/healthz).", loop)
+    last = _gauge("loop_last_success_timestamp_seconds", "When the loop last succeeded.", loop)
+    bound = _gauge("loop_stale_seconds", "How long the loop may go without a success before it is stale.", loop)
+    errors = CounterMetricFamily(P + "loop_errors", "Unexpected exceptions caught in the loop (it went on).",
+                                 labels=loop)
+    for s in t.health.status():
+        up.add_metric([s.name], 1 if s.healthy else 0)
+        if s.last_success != float("-inf"):
+            last.add_metric([s.name], s.last_success)
+        bound.add_metric([s.name], s.stale_after)
+        errors.add_metric([s.name], t.health.errors.get(s.name, 0))
+    yield from (up, last, bound, errors)
+
+
+def _counter(name: str, text: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(P + name, text, value=value)
 
 
 def _gauge(name: str, text: str, labels: list[str] = ES) -> GaugeMetricFamily:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hazmon.inventory.model import TagKind
 
@@ -69,7 +69,40 @@ class TrackerSettings(BaseModel):
     # Above this many gaps in one gateway's seqs the oldest gap is given up (counted), so that a
     # gateway whose queue overflowed cannot grow the dedup state without bound.
     max_seq_gaps: int = Field(default=1000, ge=1)
+    # A failed commit ("database is locked", disk full) is rolled back and tried again after
+    # flush_retry_initial_seconds, doubling up to flush_retry_max_seconds. Its changes go into
+    # the next attempt and its messages stay unacknowledged until one commits (the broker holds
+    # back the rest: nothing is lost, ingest pauses).
+    flush_retry_initial_seconds: float = Field(default=0.5, gt=0)
+    flush_retry_max_seconds: float = Field(default=30.0, gt=0)
+    # How long a commit waits for another process's lock on the state file before it fails.
+    state_busy_timeout_seconds: float = Field(default=5.0, ge=0)
+    # /healthz and hazmon_tracker_loop_up: a loop (MQTT, flush, evaluation) that has not
+    # succeeded for max(health_stale_periods x its period, health_stale_min_seconds) is stale.
+    health_stale_periods: float = Field(default=5.0, ge=1)
+    health_stale_min_seconds: float = Field(default=30.0, gt=0)
+    # A sample stamped further ahead of the tracker's clock is refused and counted per gateway
+    # (gateways and tracker are NTP-synchronised to milliseconds). A future sample inside the
+    # bound can only make newer samples look like late replays for that long: 10 s is the
+    # smallest freshness window (min_window_seconds), so it hides nothing the window would show.
+    max_future_skew_seconds: float = Field(default=10.0, ge=0)
+    # Custody: at most one Committed message per gateway per this many seconds (the latest state
+    # still goes out, on a later flush).
+    committed_publish_interval_seconds: float = Field(default=1.0, ge=0)
+    # HTTP: the request line and headers must arrive whole within this many seconds, and each
+    # write of the answer must progress within it, or the connection is closed.
+    http_request_timeout_seconds: float = Field(default=10.0, gt=0)
     thresholds: Thresholds = Thresholds()
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> TrackerSettings:
+        if self.flush_retry_max_seconds < self.flush_retry_initial_seconds:
+            raise ValueError("flush_retry_max_seconds must be at least flush_retry_initial_seconds")
+        return self
+
+    def stale_after(self, period: float) -> float:
+        """How long a loop of this period may go without a success before it is stale."""
+        return max(self.health_stale_periods * period, self.health_stale_min_seconds)
 
 
 def load_settings(path: Path | None) -> TrackerSettings:

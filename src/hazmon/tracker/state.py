@@ -3,10 +3,15 @@
 Duplicates are dropped by (gateway, queue epoch, seq): a re-imaged gateway's queue numbers from 1
 again under a new epoch, and its batches must not be taken for copies of the old queue's.
 
-`FeedState.ingest` is the hot path (decode is done before it): keep it free of allocations
-beyond what a sample needs. Nothing here locks or does I/O (but for a log line on a new queue
-epoch, a rare event); the service serialises access and the store persists what `take_dirty`
-hands it.
+`FeedState.ingest` is the hot path (decode is done before it, outside the service's lock): keep
+it free of allocations beyond what a sample needs. Nothing here locks or does I/O (but for a log
+line on a new queue epoch, a rare event); the service serialises access and the store persists
+what `take_dirty` hands it.
+
+Time: a sample stamped more than `max_future_skew` ahead of the tracker's clock is refused and
+counted per gateway, the rest of its batch kept. Taken as the tag's value, it would make every
+real sample after it look like a late replay until the clock caught up: the tag would stay
+"fresh" on a stale value and a high-high alarm in the real samples would never show.
 """
 
 from __future__ import annotations
@@ -65,13 +70,31 @@ class Dirty:
 
     tags: list[tuple[str, str, str, float, float, float, float]]
     sources: list[tuple]
-    gateways: list[tuple[str, str, int, int, str]]  # (gateway, *GatewaySeqs.to_row())
+    # (gateway, *GatewaySeqs.to_row(), future samples): the row of the gateways table
+    gateways: list[tuple[str, str, int, int, str, int]]
     counters: list[tuple[str, int]]
+
+    @property
+    def rows(self) -> int:
+        return len(self.tags) + len(self.sources) + len(self.gateways) + len(self.counters)
+
+    def merged(self, newer: Dirty) -> Dirty:
+        """This (a flush that failed to commit) and what changed since: the newer row of a key wins."""
+        def by_key(old: list, new: list, width: int) -> list:
+            return list({r[:width]: r for r in (*old, *new)}.values())
+
+        return Dirty(by_key(self.tags, newer.tags, 3), by_key(self.sources, newer.sources, 2),
+                     by_key(self.gateways, newer.gateways, 1), by_key(self.counters, newer.counters, 1))
 
 
 class FeedState:
-    def __init__(self, enterprises: dict[str, ExpectedEnterprise], max_seq_gaps: int = 1000) -> None:
+    def __init__(self, enterprises: dict[str, ExpectedEnterprise], max_seq_gaps: int = 1000,
+                 max_future_skew: float = 10.0) -> None:
         self.enterprises = enterprises
+        self.max_future_skew = max_future_skew
+        # Samples refused per gateway for a time stamp ahead of the tracker's clock (persisted
+        # with the gateway's row).
+        self.future_samples: Counter[str] = Counter()
         self.sources: dict[tuple[str, str], SourceState] = {
             (e.code, s.name): SourceState(s) for e in enterprises.values() for s in e.sources.values()
         }
@@ -116,8 +139,12 @@ class FeedState:
                      "its seqs start again", gw, seqs.epoch, epoch)
         self._dirty_gateways.add(gw)
         specs, tags, dirty = src.spec.tags, src.tags, self._dirty_tags
-        accepted = 0
+        latest = now + self.max_future_skew
+        accepted = future = 0
         for s in batch.samples:
+            if s.ts > latest:
+                future += 1
+                continue
             tag = tags.get(s.tag)
             if tag is None:
                 spec = specs.get(s.tag)
@@ -154,6 +181,8 @@ class FeedState:
                 src.last_sample_ts = ts
             dirty[(gw, batch.source, s.tag)] = tag
         src.accepted += accepted
+        if future:
+            self.future_samples[gw] += future
         return Outcome.ACCEPTED
 
     # ------------------------------------------------------------------ persistence
@@ -164,7 +193,7 @@ class FeedState:
             for (e, s, t), st in self._dirty_tags.items()
         ]
         sources = [source_row(k, self.sources[k]) for k in self._dirty_sources]
-        gateways = [(gw, *self.gateways[gw].to_row()) for gw in self._dirty_gateways]
+        gateways = [(gw, *self.gateways[gw].to_row(), self.future_samples[gw]) for gw in self._dirty_gateways]
         counters = list(self.counters.items()) if self._counters_dirty else []
         self._dirty_tags, self._dirty_sources, self._dirty_gateways = {}, set(), set()
         self._counters_dirty = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import islice, pairwise, repeat
+from math import isfinite
 from operator import attrgetter, le
 
 from hazmon.inventory.findings import Severity
@@ -155,7 +156,8 @@ def _representable(tag: Tag) -> bool:
     if bounds is None or tag.scale == 0:
         return bounds is None
     lo, hi = raw_span(tag.scale, tag.offset, tag.range_min, tag.range_max)
-    return bounds[0] <= round(lo) and round(hi) <= bounds[1]
+    # A tiny scale over a wide range overflows to infinity, which no register holds (and round() refuses).
+    return isfinite(lo) and isfinite(hi) and bounds[0] <= round(lo) and round(hi) <= bounds[1]
 
 
 _GAS_KINDS = frozenset({"combustible_gas", "toxic_gas", "oxygen"})

@@ -28,7 +28,7 @@ def known_places(inv: Inventory) -> None:
     for ent in inv.enterprises:
         if ent.city not in inv.cities:
             inv.emit("REF", E, enterprise_key(ent.code), ("city",),
-                     f"city {ent.city} has no city.yml in this inventory", ent.code)
+                     f"city {ent.city} has no valid city.yml in this inventory", ent.code)
 
 
 def site_addresses(ent: Enterprise) -> Iterator[tuple[FieldPath, IPv4Address, str]]:
@@ -93,17 +93,20 @@ def unique_within_site(inv: Inventory) -> None:
 
 
 def unique_management_addresses(inv: Inventory) -> None:
-    """Gateways and AI boxes are routed over the e-government network: unique province-wide."""
-    seen: dict[IPv4Address, str] = {}
+    """Gateways and AI boxes are routed over the e-government network: unique province-wide.
+    Enterprises are told apart by code, never by name (two enterprises may bear the same name);
+    two boxes of one enterprise on one address are unique_within_site's finding."""
+    seen: dict[IPv4Address, Enterprise] = {}
     for ent in inv.enterprises:
         for name in ("access_gateway", "daq_gateway", "ai_box"):
             box = getattr(ent.devices, name)
             if box is None:
                 continue
-            if box.address in seen and seen[box.address] != ent.name:
+            other = seen.setdefault(box.address, ent)
+            if other is not ent:
                 inv.emit("ADDR", E, enterprise_key(ent.code), ("devices", name, "address"),
-                         f"management address {box.address} is already used by {seen[box.address]}", ent.code)
-            seen.setdefault(box.address, ent.name)
+                         f"management address {box.address} is already used by {other.name} ({other.code})",
+                         ent.code)
 
 
 RULES = (known_places, unique_within_site, unique_management_addresses)

@@ -1,7 +1,11 @@
-"""hazmon.lab.sim.nvr: a Hikvision-style NVR: ISAPI over HTTP with digest auth, and a GB/T 28181 agent.
+"""hazmon.lab.sim.nvr: a Hikvision-style NVR: ISAPI over HTTPS and HTTP with digest auth, and a GB/T 28181 agent.
 
     python -m hazmon.lab.sim.nvr --inventory DIR --enterprise CODE --nvr NAME --bind ADDR [--port 80]
-        --secret-file FILE --state-dir DIR [--control SOCK]
+        [--tls-cert FILE --tls-key FILE [--https-port 443]] --secret-file FILE --state-dir DIR [--control SOCK]
+
+As a Hikvision NVR does, it serves ISAPI on 443 with its device certificate (--tls-cert, its key
+in a 0600 --tls-key) and on 80 in plain HTTP; the same resources, state and accounts on both.
+Without --tls-cert it has no HTTPS (an NVR recorded with `isapi: {scheme: http}`).
 
 ISAPI (user admin, password from --secret-file; RFC 2617 digest, MD5, qop=auth):
     GET /ISAPI/System/deviceInfo
@@ -24,9 +28,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import socket
+import ssl
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from hazmon.lab.sim import nvr_isapi, sip
@@ -46,6 +54,8 @@ from hazmon.lab.sim.nvr_sipua import SipAgent
 from hazmon.lab.sim.nvr_state import NvrState
 
 DEFAULT_PORT = 80
+DEFAULT_HTTPS_PORT = 443
+TLS_HANDSHAKE_TIMEOUT = 10.0
 USER = "admin"
 SIP_PATHS = ("/ISAPI/System/Network/SIP", "/ISAPI/System/Network/SIP/1")
 SIPINFO_PATH = "/ISAPI/System/Network/SIP/1/SIPInfo"
@@ -57,17 +67,41 @@ class IsapiServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], state: NvrState, password: str,
-                 on_sip_change: Callable[[], None], log: logging.Logger) -> None:
+                 on_sip_change: Callable[[], None], log: logging.Logger, tls: ssl.SSLContext | None = None) -> None:
         self.state, self.password, self.on_sip_change, self.log = state, password, on_sip_change, log
         self.realm = f"{state.nvr.model or 'NVR'}"  # Hikvision devices use their model as realm
         self.nonces = sip.NonceMaker()
+        self.tls = tls
         super().__init__(address, IsapiHandler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """With TLS, the handshake is left to the request's own thread (IsapiHandler.setup): a client
+        that stalls or refuses our certificate must not hold up the accept loop."""
+        sock, addr = super().get_request()
+        if self.tls is None:
+            return sock, addr
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ssl.SSLError, ConnectionError, TimeoutError)):
+            # A client that refused our certificate or hung up: one line, not a traceback.
+            self.log.info("ISAPI connection from %s ended: %s", client_address[0], exc)
+        else:
+            self.log.exception("ISAPI request from %s failed", client_address[0])
 
 
 class IsapiHandler(BaseHTTPRequestHandler):
     server: IsapiServer
     protocol_version = "HTTP/1.1"
     server_version = "App-webs/"  # what Hikvision firmware announces
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(TLS_HANDSHAKE_TIMEOUT)
+            self.request.do_handshake()  # a failure ends here, logged by IsapiServer.handle_error
+            self.request.settimeout(None)
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         self.server.log.debug("http %s: " + format, self.client_address[0], *args)
@@ -214,9 +248,28 @@ def control_handler(state: NvrState, changed: Callable[[], None]) -> Callable[[J
 
 
 def parser() -> argparse.ArgumentParser:
-    p = common_parser("Hikvision-style NVR: ISAPI over HTTP with digest auth, GB/T 28181 registration")
+    p = common_parser("Hikvision-style NVR: ISAPI over HTTPS and HTTP with digest auth, GB/T 28181 registration")
     p.add_argument("--nvr", required=True, help="name of the enterprise's NVR to simulate")
+    p.add_argument("--tls-cert", type=Path, default=None, help="the device's HTTPS certificate (PEM): serve HTTPS")
+    p.add_argument("--tls-key", type=Path, default=None, help="its private key (PEM, a 0600 file)")
+    p.add_argument("--https-port", type=int, default=DEFAULT_HTTPS_PORT, help="HTTPS port (default 443)")
     return p
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The device's server TLS context, or None without --tls-cert (an NVR without HTTPS)."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise SimError("--tls-cert and --tls-key go together: the device's certificate and its key")
+    read_secret(key, "--tls-key")  # refuses a key file others can read, as for passwords
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SimError(f"--tls-cert {cert} --tls-key {key}: cannot load: {getattr(exc, 'strerror', None) or exc}") \
+            from None
+    return ctx
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -227,6 +280,7 @@ async def main(args: argparse.Namespace) -> None:
         names = [n.name for n in ent.devices.nvrs]
         raise SimError(f"--nvr {args.nvr}: enterprise {ent.code} has no such NVR (it has {names})")
     password = read_secret(args.secret_file)
+    tls = tls_context(args.tls_cert, args.tls_key)
     if args.state_dir is None:
         raise SimError("--state-dir is required: the NVR keeps its configuration there")
     args.state_dir.mkdir(parents=True, exist_ok=True)
@@ -241,15 +295,22 @@ async def main(args: argparse.Namespace) -> None:
     # The control socket first: once the HTTP port answers, the simulator is wholly ready.
     control = await serve_control(args.control, control_handler(state, changed.set)) if args.control else None
     port = args.port or DEFAULT_PORT
-    try:
-        server = IsapiServer((args.bind, port), state, password, notify, log)
-    except OSError as exc:
-        raise SimError(f"--bind {args.bind} --port {port}: cannot listen: {exc.strerror}") from None
-    thread = threading.Thread(target=server.serve_forever, name="isapi", daemon=True)
-    thread.start()
+    # HTTPS before HTTP: once the HTTP port answers, both do (the lab and tests wait for that one).
+    listen = ([("https", "--https-port", args.https_port, tls)] if tls else []) + [("http", "--port", port, None)]
+    servers: list[IsapiServer] = []
+    for scheme, option, number, context in listen:
+        try:
+            server = IsapiServer((args.bind, number), state, password, notify, log, tls=context)
+        except OSError as exc:
+            for started in servers:
+                started.shutdown()
+                started.server_close()
+            raise SimError(f"--bind {args.bind} {option} {number}: cannot listen: {exc.strerror}") from None
+        threading.Thread(target=server.serve_forever, name=f"isapi-{scheme}", daemon=True).start()
+        servers.append(server)
+        log.info("NVR %s of %s: ISAPI on %s://%s:%d", nvr.name, ent.code, scheme, args.bind, number)
     agent = SipAgent(state=state, bind=args.bind, changed=changed, log=log)
     agent_task = asyncio.create_task(agent.run())
-    log.info("NVR %s of %s: ISAPI on http://%s:%d", nvr.name, ent.code, args.bind, port)
     await done.wait()
     agent_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -257,8 +318,9 @@ async def main(args: argparse.Namespace) -> None:
     agent.close()
     if control is not None:
         control.close()
-    await loop.run_in_executor(None, server.shutdown)
-    server.server_close()
+    for server in servers:
+        await loop.run_in_executor(None, server.shutdown)
+        server.server_close()
 
 
 if __name__ == "__main__":

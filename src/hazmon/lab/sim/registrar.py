@@ -19,6 +19,12 @@ keepalives, or --heartbeat (default 60 s, the GB/T 28181 default) until two have
 
 Control socket: {"cmd": "registrations"} -> the JSON above; {"cmd": "stop"} (answer nothing, as a
 platform outage), {"cmd": "resume"}.
+
+Passwords (N8): --secret-file holds the one password of the province; --device-secrets a 0600 JSON
+table {device ID: password}, one per device. With the table, a device in it registers with its own
+password only (never the shared one nor another device's), and a device not in it is refused,
+unless --shared-fallback lets such devices use the shared password (a platform migrating to
+per-device passwords).
 """
 
 from __future__ import annotations
@@ -94,11 +100,28 @@ class Device:
         return now - last_seen <= missed * (self.keepalive_interval or heartbeat)
 
 
+@dataclass(frozen=True)
+class Passwords:
+    """Which password each device must register with."""
+
+    shared: str | None = field(default=None, repr=False)
+    per_device: dict[str, str] = field(default_factory=dict, repr=False)
+    shared_fallback: bool = False  # devices absent from per_device may use the shared password
+
+    def for_device(self, device_id: str) -> str | None:
+        """The one password this device is accepted with, or None when it has none here."""
+        if device_id in self.per_device:
+            return self.per_device[device_id]
+        if not self.per_device or self.shared_fallback:
+            return self.shared
+        return None
+
+
 @dataclass
 class Registrar(asyncio.DatagramProtocol):
     server_id: str
     domain: str
-    password: str
+    passwords: Passwords
     state_file: Path
     bind: str
     heartbeat: float = 60.0
@@ -192,8 +215,14 @@ class Registrar(asyncio.DatagramProtocol):
                          f"digest username {creds.username!r} / realm {creds.realm!r} do not match "
                          f"the device ID and the domain {self.domain}")
             return
-        if not creds.verify(self.password, "REGISTER"):
-            self._reject(req, addr, device_id, 403, "wrong password (digest response does not match)")
+        password = self.passwords.for_device(device_id)
+        if password is None:
+            self._reject(req, addr, device_id, 403, "no password for this device: the platform keeps one per "
+                                                    "device and this device ID has none")
+            return
+        if not creds.verify(password, "REGISTER"):
+            own = " (this device's own: passwords are per device)" if device_id in self.passwords.per_device else ""
+            self._reject(req, addr, device_id, 403, f"wrong password{own} (digest response does not match)")
             return
         expires = self._expires(req)
         now = time.time()
@@ -348,7 +377,32 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=None, help="also serve registrations.json over HTTP")
     p.add_argument("--heartbeat", type=float, default=60.0, help="assumed heartbeat interval, seconds")
     p.add_argument("--missed", type=int, default=3, help="missed heartbeats before a device is offline")
+    p.add_argument("--device-secrets", type=Path, default=None,
+                   help="0600 JSON file {device ID: password}: a password per device")
+    p.add_argument("--shared-fallback", action="store_true",
+                   help="with --device-secrets: devices not in it may register with --secret-file's password")
     return p
+
+
+def read_passwords(args: argparse.Namespace) -> Passwords:
+    """The shared password and/or the per-device table, as the options give them."""
+    if args.device_secrets is None:
+        if args.shared_fallback:
+            raise SimError("--shared-fallback needs --device-secrets (it says what devices absent from it may use)")
+        return Passwords(shared=read_secret(args.secret_file))
+    try:
+        table = json.loads(read_secret(args.device_secrets, "--device-secrets"))
+    except ValueError as exc:
+        raise SimError(f"--device-secrets {args.device_secrets}: not JSON: {exc}") from None
+    if not isinstance(table, dict) or not all(
+            isinstance(k, str) and DEVICE_ID.match(k) and isinstance(v, str) and v for k, v in table.items()):
+        raise SimError(f"--device-secrets {args.device_secrets}: expected {{20-digit device ID: non-empty "
+                       "password}}")
+    if args.shared_fallback:
+        return Passwords(shared=read_secret(args.secret_file), per_device=table, shared_fallback=True)
+    if args.secret_file is not None:
+        raise SimError("--secret-file with --device-secrets is used only with --shared-fallback: say which")
+    return Passwords(per_device=table)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -367,7 +421,7 @@ async def main(args: argparse.Namespace) -> None:
     if args.state_dir is None:
         raise SimError("--state-dir is required: the registrar writes registrations.json there")
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    registrar = Registrar(server_id=server_id, domain=domain, password=read_secret(args.secret_file),
+    registrar = Registrar(server_id=server_id, domain=domain, passwords=read_passwords(args),
                           state_file=args.state_dir / STATE_FILE, bind=args.bind,
                           heartbeat=args.heartbeat, missed=args.missed, log=log)
     loop = asyncio.get_running_loop()
