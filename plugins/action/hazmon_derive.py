@@ -18,6 +18,7 @@ _SPEC = {
     "metrics_port": {"type": "int"},
     "secrets_dir": {"type": "path"},
     "collector": {"type": "bool", "default": True},
+    "clock_sync_wait": {"type": "float"},
 }
 
 
@@ -45,5 +46,6 @@ class ActionModule(ActionBase):
         if "secrets_dir" in given:
             given["secrets_dir"] = Path(given["secrets_dir"])
         result["hosts"] = derive_many(inv, args["hosts"], management_prefix=args["management_prefix"],
-                                      collector=args["collector"], **given)
+                                      collector=args["collector"], clock_sync_wait=args["clock_sync_wait"],
+                                      **given)
         return result

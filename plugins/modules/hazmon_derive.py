@@ -40,6 +40,11 @@ options:
     description: Include the collector's configuration (false when only the flows are needed).
     type: bool
     default: true
+  clock_sync_wait:
+    description: >-
+      Seconds the collector waits at start for its clock to be synchronised (its config's
+      C(clock.sync_wait)); unset, the collector's default.
+    type: float
 attributes:
   check_mode:
     support: full

@@ -147,6 +147,7 @@ def test_list_hostvars_come_from_the_model(lab_list, lab_model):
     assert nvr["ansible_connection"] == "local"  # managed from the control node over ISAPI
     assert nvr["hazmon_nvr_device_id"] == "51010000001186000001"
     assert nvr["hazmon_nvr_credential"] == "vault_nvr_labe0001_nvr1"  # a vault name, never a secret
+    assert nvr["hazmon_nvr_isapi_port"] == 443  # N8: ISAPI over HTTPS unless the inventory says the NVR has none
     sw = hostvars["labe0001-sw"]
     assert sw["ansible_connection"] == "local"  # managed from the control node through netmiko
     assert sw["hazmon_switch_device_type"] == "huawei"

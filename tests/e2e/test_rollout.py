@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from hazmon.inventory.secrets import TRACKER_API_CREDENTIAL, ensure_lab_vault
 from hazmon.lab import datapath, faults
 from hazmon.lab.devices import control_path
 from hazmon.lab.lab import Lab
@@ -182,6 +183,11 @@ def test_the_next_run_rolls_out_wave_by_wave_each_verified_before_the_next(rollo
     assert {r.host for r in run if r.gate == "verify" and r.status == "passed"} >= hosts[0] | hosts[1]
 
 
+def _api_token(lab) -> str:
+    """The tracker's JSON API answers only with the vault's bearer token."""
+    return ensure_lab_vault(lab.inventory)[TRACKER_API_CREDENTIAL]
+
+
 def test_every_rolled_out_enterprise_delivers_every_expected_tag(rollout: Rollout):
     lab = rollout.lab
     tracker = datapath.tracker_url(lab)
@@ -190,7 +196,7 @@ def test_every_rolled_out_enterprise_delivers_every_expected_tag(rollout: Rollou
     for ent in lab.inventory.enterprises:
         if ent.code not in done or not ent.data_sources:
             continue
-        data = datapath.tracker_json(tracker, f"/api/v1/enterprises/{ent.code}")
+        data = datapath.tracker_json(tracker, f"/api/v1/enterprises/{ent.code}", _api_token(lab))
         for src in ent.data_sources:
             seen = next(s for s in data["sources"] if s["source"] == src.name)
             assert seen["expected_tags"] == len(src.tags) and seen["fresh_tags"] == len(src.tags), (ent.slug, seen)
@@ -270,7 +276,7 @@ def test_a_reimaged_gateway_is_heard_again(rollout: Rollout):
     result = rollout.run("--all", "--enterprise", REIMAGED, "--waves", "100%", expect=0)
     assert _by_slug(result)[REIMAGED]["stage"] == "verified", rollout.logs[-1][-4000:]
     assert epoch_changes() == before + 1
-    data = datapath.tracker_json(tracker, f"/api/v1/enterprises/{ent.code}")
+    data = datapath.tracker_json(tracker, f"/api/v1/enterprises/{ent.code}", _api_token(lab))
     for src in ent.data_sources:
         seen = next(s for s in data["sources"] if s["source"] == src.name)
         assert seen["fresh_tags"] == len(src.tags), seen

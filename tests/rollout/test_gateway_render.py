@@ -114,3 +114,13 @@ def test_command_line_fails_the_unknown_host_alone() -> None:
     bad = subprocess.run([sys.executable, "-m", "hazmon.rollout.gateway", "labe0003-daq", "--inventory",
                           str(LAB / "nosuch")], capture_output=True, text=True)
     assert bad.returncode == 2 and "hazmon.rollout.gateway:" in bad.stderr
+
+
+def test_the_clock_wait_is_the_collectors_unless_the_role_sets_it(inv) -> None:
+    """The role's start check must allow for the collector's wait for a synchronised clock: derive
+    reports it, and the role's collector_clock_sync_wait (the lab's 0) reaches the config."""
+    default = gateway.derive(inv, "labe0001-daq")["collector"]
+    assert default["clock_sync_wait"] == parse_config(yaml.safe_load(default["config"])).clock.sync_wait > 0
+    lab = gateway.derive(inv, "labe0001-daq", clock_sync_wait=0)["collector"]
+    assert lab["clock_sync_wait"] == 0
+    assert parse_config(yaml.safe_load(lab["config"])).clock.sync_wait == 0

@@ -196,7 +196,8 @@ def build(inv: Inventory, readiness: list[Readiness]) -> AnsibleInventory:
             hvars = {**_LOCAL, "hazmon_role": ROLE_NVR, "hazmon_address": str(nvr.address),
                      "hazmon_nvr_name": nvr.name, "hazmon_nvr_vendor": nvr.vendor,
                      "hazmon_nvr_gb28181": nvr.gb28181, "hazmon_nvr_channels": nvr.channels,
-                     "hazmon_nvr_device_id": nvr.device_id, "hazmon_nvr_credential": nvr.credential}
+                     "hazmon_nvr_device_id": nvr.device_id, "hazmon_nvr_credential": nvr.credential,
+                     "hazmon_nvr_isapi_port": nvr.isapi.effective_port}
             out.add(host_name(ent, ROLE_NVR, nvr), ent.code, hvars, [*ent_groups, group_role(ROLE_NVR)])
         if dev.switch is not None:
             sw = dev.switch

@@ -302,6 +302,10 @@ class IsapiAccess(Strict):
     scheme: Literal["https", "http"] = "https"
     port: int | None = Field(default=None, ge=1, le=65535)  # None: the scheme's own (443, 80)
 
+    @property
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else (443 if self.scheme == "https" else 80)
+
 
 class Nvr(Strict):
     name: str

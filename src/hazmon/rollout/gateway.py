@@ -137,14 +137,18 @@ def output_flows(platform: Platform, ent: Enterprise, role: str) -> list[Flow]:
     return list(unique.values())
 
 
-def collector_part(inv: Inventory, ent: Enterprise, metrics_port: int, secrets_dir: Path) -> dict[str, object]:
-    from hazmon.collector.config import MetricsConfig, dump_yaml
+def collector_part(inv: Inventory, ent: Enterprise, metrics_port: int, secrets_dir: Path,
+                   clock_sync_wait: float | None = None) -> dict[str, object]:
+    from hazmon.collector.config import ClockConfig, MetricsConfig, dump_yaml
     from hazmon.collector.render import render_config
 
     box = ent.devices.daq_gateway
     assert box is not None
     cfg = render_config(inv, ent, secrets=secrets_dir)
-    cfg = cfg.model_copy(update={"metrics": MetricsConfig(host=str(box.address), port=metrics_port)})
+    update: dict[str, object] = {"metrics": MetricsConfig(host=str(box.address), port=metrics_port)}
+    if clock_sync_wait is not None:
+        update["clock"] = ClockConfig(sync_wait=clock_sync_wait)
+    cfg = cfg.model_copy(update=update)
     secrets: list[dict[str, str]] = []
     if cfg.mqtt.password_file is not None:
         secrets.append({"name": cfg.mqtt.password_file.name, "var": mqtt_credential(ent)})
@@ -159,11 +163,14 @@ def collector_part(inv: Inventory, ent: Enterprise, metrics_port: int, secrets_d
         "serial_ports": sorted({s.serial.port for s in cfg.sources if s.serial is not None}),
         "protocols": sorted({s.protocol.value for s in cfg.sources}),
         "gateway": cfg.gateway,
+        # What the start waits at most for the clock (the role's start check must allow for it).
+        "clock_sync_wait": cfg.clock.sync_wait,
     }
 
 
 def derive(inv: Inventory, host: str, management_prefix: int = 16, metrics_port: int = DEFAULT_METRICS_PORT,
-           secrets_dir: Path = DEFAULT_SECRETS_DIR, collector: bool = True) -> dict[str, object]:
+           secrets_dir: Path = DEFAULT_SECRETS_DIR, collector: bool = True,
+           clock_sync_wait: float | None = None) -> dict[str, object]:
     if inv.province is None:
         raise GatewayError(f"{inv.root}: no province.yml: the platform's addresses are unknown")
     ent, role = find_box(inv, host)
@@ -177,13 +184,13 @@ def derive(inv: Inventory, host: str, management_prefix: int = 16, metrics_port:
         "collector": None,
     }
     if collector and role == ROLE_DAQ_GATEWAY and ent.data_sources:
-        out["collector"] = collector_part(inv, ent, metrics_port, secrets_dir)
+        out["collector"] = collector_part(inv, ent, metrics_port, secrets_dir, clock_sync_wait)
     return out
 
 
 def derive_many(inv: Inventory, hosts: list[str], management_prefix: int = 16,
                 metrics_port: int = DEFAULT_METRICS_PORT, secrets_dir: Path = DEFAULT_SECRETS_DIR,
-                collector: bool = True) -> dict[str, dict[str, object]]:
+                collector: bool = True, clock_sync_wait: float | None = None) -> dict[str, dict[str, object]]:
     """`derive` for each host; a host that cannot be derived gets {"error": reason}, so that the
     roles fail that host alone (a failing enterprise stops only itself)."""
     from hazmon.collector.config import ConfigError
@@ -191,7 +198,8 @@ def derive_many(inv: Inventory, hosts: list[str], management_prefix: int = 16,
     out: dict[str, dict[str, object]] = {}
     for host in hosts:
         try:
-            out[host] = derive(inv, host, management_prefix, metrics_port, secrets_dir, collector=collector)
+            out[host] = derive(inv, host, management_prefix, metrics_port, secrets_dir, collector=collector,
+                               clock_sync_wait=clock_sync_wait)
         except (GatewayError, ConfigError) as exc:
             out[host] = {"error": str(exc)}
     return out
