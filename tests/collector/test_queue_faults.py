@@ -8,13 +8,9 @@ queue (new epoch) is started.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +18,7 @@ from collector_harness import GATEWAY, base_config
 from collector_sims import Broker, Receiver, RegisterMap, metric, scrape, start_modbus_tcp, stop_server, wait_for
 
 from hazmon.collector.queue import CORRUPT_SUFFIX, DurableQueue, count_corrupt, open_queue
+from hazmon.testing.disk import fill, tiny_disk
 
 
 def samples(n: int, t0: float = 1000.0) -> list[tuple[str, float, float]]:
@@ -173,31 +170,6 @@ def test_a_garbage_queue_file_does_not_stop_the_collector(tmp_path, servers, run
         receiver.close()
         stop_server(servers, server)
         broker.stop()
-
-
-@contextlib.contextmanager
-def tiny_disk(where: Path, size: str) -> Iterator[Path]:
-    # Needs root, as the suite runs (HELPERS.md: a real full disk, not a mock).
-    """A real, small filesystem (tmpfs) mounted for the test and unmounted whatever happens."""
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write a filler file until the filesystem says it is full."""
-    filler = disk / "filler"
-    chunk = b"\0" * 4096
-    with filler.open("wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(chunk)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
 
 
 @pytest.mark.integration

@@ -10,17 +10,15 @@ back and tried again with backoff; its messages are not acknowledged before a co
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from hazmon.testing.disk import fill, tiny_disk
 from hazmon.testing.procs import Mosquitto
 from hazmon.tracker.app import AppConfig, TrackerApp
 from hazmon.tracker.expected import load_expectations
@@ -140,34 +138,9 @@ def test_a_locked_state_file(inventory: Path, tmp_path: Path, broker: Mosquitto,
 
 
 @contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
-
-
-@contextlib.contextmanager
 def disk_full(disk: Path) -> Iterator[None]:
     """Fill the filesystem to the last byte; free it on the way out."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        for size in (65536, 512, 1):  # big blocks, then what is left of the last one
-            with contextlib.suppress(OSError):
-                while os.write(fd, b"\0" * size):
-                    pass
-    finally:
-        os.close(fd)
-    probe = os.open(disk / "probe", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        with pytest.raises(OSError) as full:
-            os.write(probe, b"\0" * 4096)
-        assert full.value.errno == errno.ENOSPC
-    finally:
-        os.close(probe)
+    filler = fill(disk)
     try:
         yield
     finally:
@@ -176,7 +149,7 @@ def disk_full(disk: Path) -> Iterator[None]:
 
 @pytest.mark.integration
 def test_a_full_disk(inventory: Path, tmp_path: Path, broker: Mosquitto, publisher: Publisher) -> None:
-    with tmpfs(tmp_path / "disk", "1m") as disk:
+    with tiny_disk(tmp_path / "disk", "1m") as disk:
         state = disk / "tracker.db"
         with running(inventory, state, broker) as (app, acked):
             fault_then_recovery(app, acked, publisher, state, disk_full(disk), "full")
