@@ -47,6 +47,8 @@ class Target:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--gate-plan", required=True, help="plan written by playbooks/verify.yml")
     parser.addoption("--gate-results", required=True, help="where to write per-host results (JSON)")
+    parser.addoption("--tracker-token-file", default=None,
+                     help="0600 file holding the tracker API's bearer token (the vault's)")
 
 
 def _plan(config: pytest.Config) -> dict[str, Any]:
@@ -116,6 +118,14 @@ def box(target: Target, _connections: dict[str, Any]) -> Any:
     if target.name not in hosts:
         hosts[target.name] = _ssh_host(target, _connections["dir"])
     return hosts[target.name]
+
+
+@pytest.fixture(scope="session")
+def tracker_token(pytestconfig: pytest.Config) -> str | None:
+    """The tracker's JSON API answers only with the vault's token; the verify tasks hand it over in
+    a private file (never argv, never the plan)."""
+    file = pytestconfig.getoption("--tracker-token-file")
+    return Path(file).read_text(encoding="utf-8").strip() if file else None
 
 
 @pytest.fixture(scope="session")

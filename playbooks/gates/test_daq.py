@@ -56,13 +56,17 @@ def test_secrets_are_private(box):
         assert f.mode & 0o077 == 0, f"secret {name} is readable by others (mode {f.mode:o})"
 
 
-def test_every_expected_tag_reaches_the_tracker(platform, enterprise, wait):
+def test_every_expected_tag_reaches_the_tracker(platform, enterprise, wait, tracker_token):
     tracker = platform["tracker"]
     url = f"http://{tracker['host']}:{tracker['port']}/api/v1/enterprises/{enterprise.code}"
     expected = {s.name: len(s.tags) for s in enterprise.data_sources}
 
+    request = urllib.request.Request(url)
+    if tracker_token:
+        request.add_header("Authorization", f"Bearer {tracker_token}")
+
     def arrived() -> None:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(request, timeout=5) as resp:
             data = json.load(resp)
         seen = {s["source"]: s for s in data["sources"]}
         late = {name: f"{seen[name]['fresh_tags'] if name in seen else 0}/{n} fresh"

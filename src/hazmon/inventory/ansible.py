@@ -25,6 +25,7 @@ from hazmon.inventory import notice
 from hazmon.inventory.loader import Inventory
 from hazmon.inventory.model import Enterprise, Nvr
 from hazmon.inventory.readiness import Readiness
+from hazmon.inventory.secrets import TRACKER_API_CREDENTIAL
 
 # Bump when the shape of the output changes: cached results of another format are not used.
 FORMAT = 1
@@ -139,6 +140,8 @@ def _platform_vars(inv: Inventory) -> dict[str, object]:
         "n1_uplink_min_mbps": notice.N1_CITY_UPLINK_MIN_MBPS,
     }
     out["hazmon_platform"] = inv.province.platform.model_dump(mode="json")
+    # The vault variable holding the tracker JSON API's token (the verify gates ask the tracker).
+    out["hazmon_tracker_api_credential"] = TRACKER_API_CREDENTIAL
     return out
 
 
