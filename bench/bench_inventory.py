@@ -12,7 +12,7 @@ getrusage(RUSAGE_CHILDREN)):
   - the same hosts, groups and variables as one static YAML inventory through ansible-inventory,
     measured on a fraction (--baseline enterprises) and scaled linearly to N: the full static
     baseline takes many minutes.
-Targets (issue 2): validate <= 5 s and <= 1.5 GB; plugin --list <= 20 s and >= 10x the static one.
+Targets: validate <= 5 s and <= 1.5 GB; plugin --list <= 20 s and >= 10x the static one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark of the lab (issue 3, acceptance 6): lab up times, memory per host, whether 40 gateways fit.
+"""Benchmark of the lab: lab up times, memory per host, whether 40 gateways fit.
 
     .venv/bin/python bench/bench_lab.py [INVENTORY]
 

@@ -1,4 +1,4 @@
-"""Benchmark of the rollout (issue 5, acceptance 7): batch 1 of the lab from bare hosts, re-run,
+"""Benchmark of the rollout: batch 1 of the lab from bare hosts, re-run,
 and the same with ansible-core's default tuning, measured in the same run.
 
     .venv/bin/python bench/bench_rollout.py [INVENTORY]

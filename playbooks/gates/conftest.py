@@ -1,4 +1,4 @@
-"""Verify gates (issue 5, point 2): pytest-testinfra tests over the hosts of a verify play.
+"""Verify gates: pytest-testinfra tests over the hosts of a verify play.
 
 playbooks/verify.yml writes a plan (hosts, roles, how to reach them) and runs pytest here once for
 the whole play; each test module says which device roles it applies to (ROLES) and is run once per

@@ -1,4 +1,4 @@
-"""The hazmon inventory plugin through the real `ansible-inventory` (issue 2, point 4; acceptance 4)."""
+"""The hazmon inventory plugin through the real `ansible-inventory`."""
 
 from __future__ import annotations
 

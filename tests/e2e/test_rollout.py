@@ -1,4 +1,4 @@
-"""The rollout on the lab (issue 5, acceptance 1-5): `hazmon rollout` for real, from bare hosts.
+"""The rollout on the lab: `hazmon rollout` for real, from bare hosts.
 
 One sequence, in file order, on batch 1 of inventories/lab:
 0. every gateway and AI box of the batch is made bare, the tracker runs at the province, and

@@ -1,4 +1,4 @@
-"""The DCS/GDS simulator (issue 3, point 4): real servers on loopback read by independent clients.
+"""The DCS/GDS simulator: real servers on loopback read by independent clients.
 
 Each protocol's simulator runs as its own process (`python -m hazmon.lab.sim.dcs`), as the lab
 starts it. Tags are read with pymodbus and asyncua clients and decoded here, independently of the

@@ -1,4 +1,4 @@
-"""The synthetic national-scale inventory: valid by construction, and its counts scale (issue 2, point 7)."""
+"""The synthetic national-scale inventory: valid by construction, and its counts scale."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`hazmon lab`: bring the lab (issue 3) up and down, look at it, reset hosts, inject faults."""
+"""`hazmon lab`: bring the lab up and down, look at it, reset hosts, inject faults."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def cmd_fault(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("lab", help="the lab: a simulated slice of the province (issue 3)")
+    p = subparsers.add_parser("lab", help="the lab: a simulated slice of the province")
     p.add_argument("--run-dir", type=Path, default=DEFAULT_STATE_DIR, help="run state (default %(default)s)")
     sub = p.add_subparsers(dest="lab_command", required=True)
     up = sub.add_parser("up", help="bring the lab up (idempotent)")

@@ -1,4 +1,4 @@
-"""`hazmon rollout`: bring a batch of enterprises online through the project's playbooks (issue 5).
+"""`hazmon rollout`: bring a batch of enterprises online through the project's playbooks.
 
     hazmon rollout --batch N [ENV] [--check] [--all]     preflight, rollout in waves, verify
     hazmon rollout --status [--batch N] [ENV]            where each enterprise stands (the ledger)

@@ -1,4 +1,4 @@
-"""What Ansible sees of the model: hosts, groups and variables (issue 2, point 4).
+"""What Ansible sees of the model: hosts, groups and variables.
 
 The Ansible inventory plugin (plugins/inventory/hazmon.py) is a thin shell over this module, so
 that host naming, grouping and variables are decided and tested in one place.

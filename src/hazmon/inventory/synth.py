@@ -1,4 +1,4 @@
-"""A synthetic, national-scale inventory that is valid by construction (issue 2, point 7).
+"""A synthetic, national-scale inventory that is valid by construction.
 
 The national system connected 7,000+ enterprises, 20,000+ major hazard sources and 440,000
 monitoring points (REQUIREMENTS.md, domain facts): `generate(7000, out)` writes an inventory of

@@ -1,4 +1,4 @@
-"""The data path on the lab (issue 4): the real hazmon-collector where a data-acquisition gateway
+"""The data path on the lab: the real hazmon-collector where a data-acquisition gateway
 sits, the real hazmon-tracker at the province, wired with the lab's broker accounts.
 
 Until the rollout installs the collector inside the nspawn hosts, it runs in the daq host's

@@ -1,6 +1,6 @@
 """Field devices of a site: which simulator to start for each DCS/GDS, NVR and switch, with what options.
 
-Options follow the simulator contract (/tmp/lab_contract.md, issue 3 point 4): --inventory,
+Options follow the simulator contract: --inventory,
 --enterprise, --bind, --port, --secret-file, --control, --state-dir, plus per-simulator ones.
 """
 

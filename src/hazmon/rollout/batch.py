@@ -1,4 +1,4 @@
-"""One batch's rollout, as `hazmon rollout --batch N` runs it (issue 5, point 3).
+"""One batch's rollout, as `hazmon rollout --batch N` runs it.
 
 Preflight for the whole batch, then province, rollout (waves of whole enterprises) and verify for
 the enterprises that passed; the ledger says afterwards where each one stands. A second run leaves

@@ -1,4 +1,4 @@
-"""The rollout ledger: every enterprise's progress, gate by gate (issue 5, point 2).
+"""The rollout ledger: every enterprise's progress, gate by gate.
 
 One JSON object per line, appended under an exclusive lock, never rewritten: when, which run and
 batch, which host of which enterprise, which gate (preflight, rollout, verify, ...), passed or
@@ -34,7 +34,7 @@ class Gate(StrEnum):
     DECOMMISSION = "decommission"
 
 
-# A gate passed means the enterprise reached this stage (the lifecycle of issue 2).
+# A gate passed means the enterprise reached this stage (the lifecycle in hazmon.inventory.model).
 STAGE_BY_GATE = {Gate.PREFLIGHT: "ready", Gate.ROLLOUT: "provisioned", Gate.VERIFY: "verified",
                  Gate.DECOMMISSION: "decommissioned"}
 GATE_ORDER = (Gate.PREFLIGHT, Gate.ROLLOUT, Gate.VERIFY)

@@ -1,6 +1,6 @@
 """What every lab simulator shares: the common options, the inventory lookup, secrets, the control socket.
 
-The contract (issue 3, point 4) gives every simulator the same options:
+The contract gives every simulator the same options:
 --inventory/--enterprise say what to simulate, --bind/--port where to listen, --secret-file the
 password (0600, never on a command line), --control a UNIX socket taking one JSON object per line
 (faults; UNIX sockets cross network namespaces), --state-dir where files may be kept.

@@ -1,4 +1,4 @@
-"""Simulate one DCS/GDS data source of an enterprise: Modbus TCP, Modbus RTU or OPC UA (issue 3, point 4).
+"""Simulate one DCS/GDS data source of an enterprise: Modbus TCP, Modbus RTU or OPC UA.
 
     python -m hazmon.lab.sim.dcs --inventory inventories/lab --enterprise 91510100MALABE0001 \\
         --source dcs --bind 127.0.0.1 --port 15020 --control /run/hazmon-lab/dcs.sock

@@ -2,7 +2,7 @@
 
 Every value a signal holds is already quantised to what the wire can carry (the tag's data type,
 scale and offset), so that what `{"cmd":"values"}` reports is exactly what a client decodes.
-Signals move plausibly (issue 3, point 4): a tank level drifts slowly, a temperature or pressure
+Signals move plausibly: a tank level drifts slowly, a temperature or pressure
 wanders around a set point, a gas reading stays near zero with rare small bumps, and none crosses
 an alarm limit unless the lab asks for it (set, out_of_range).
 """

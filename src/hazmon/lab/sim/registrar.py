@@ -1,4 +1,4 @@
-"""hazmon.lab.sim.registrar: a small but real GB/T 28181 SIP registrar over UDP (issue 3, point 5).
+"""hazmon.lab.sim.registrar: a small but real GB/T 28181 SIP registrar over UDP.
 
 It plays the platform's side of GB/T 28181 registration (REQUIREMENTS.md, domain facts; V2):
 REGISTER without credentials gets a 401 digest challenge (realm = the SIP domain), correct
