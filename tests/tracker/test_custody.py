@@ -8,7 +8,6 @@ and nothing of a failed one.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -23,6 +22,7 @@ from hazmon.testing.procs import Mosquitto
 from hazmon.tracker.app import AppConfig, TrackerApp
 from hazmon.tracker.mqtt import BrokerConfig
 from hazmon.tracker.settings import TrackerSettings
+from hazmon.tracker.store import read_seen
 from tracker.helpers import GOOD, Publisher, wait_for
 from tracker.inventory import LAB_CODE
 
@@ -34,15 +34,11 @@ ACK_TOPIC = wire.ack_topic("5101", LAB_CODE)
 
 def committed_ranges(state: Path) -> tuple[int, list[tuple[int, int]]]:
     """(epoch, seen seqs as ranges) of the lab gateway, as the state file holds them now."""
-    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
-    try:
-        row = db.execute("SELECT epoch, seqs FROM gateways WHERE gateway = ?", (LAB_CODE,)).fetchone()
-    finally:
-        db.close()
-    if row is None:
+    seen = read_seen(state).get(LAB_CODE)
+    if seen is None:
         return 0, []
-    los, his, _ = json.loads(row[1])
-    return row[0], list(zip(los, his, strict=True))
+    epoch, seqs = seen
+    return epoch, list(zip(seqs.los, seqs.his, strict=True))
 
 
 def covered(ranges: tuple[tuple[int, int], ...] | list[tuple[int, int]], seq: int) -> bool:

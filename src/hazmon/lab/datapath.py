@@ -46,6 +46,7 @@ from hazmon.lab.plan import Host
 from hazmon.lab.procs import ProcRecord, alive, start_time, stop
 from hazmon.lab.services import write_private
 from hazmon.lab.state import LabState
+from hazmon.tracker.store import read_seen
 
 BIN = Path(sys.executable).parent  # the venv's bin: hazmon-collector, hazmon-tracker
 PROCS_FILE = "procs.json"
@@ -242,15 +243,11 @@ def wait_tracker(setup: TrackerSetup, proc: subprocess.Popen, timeout: float = 2
 def tracker_seqs(state: Path, gateway: str) -> tuple[list[int], list[int], int] | None:
     """The tracker's seen-seq intervals of a gateway's current queue epoch from its state file:
     (los, his, abandoned)."""
-    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
-    try:
-        row = db.execute("SELECT seqs FROM gateways WHERE gateway=?", (gateway,)).fetchone()
-    finally:
-        db.close()
-    if row is None:
+    seen = read_seen(state).get(gateway)
+    if seen is None:
         return None
-    los, his, abandoned = json.loads(row[0])
-    return los, his, abandoned
+    seqs = seen[1]
+    return seqs.los, seqs.his, seqs.abandoned
 
 
 # ------------------------------------------------------------------ broker

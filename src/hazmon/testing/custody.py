@@ -43,6 +43,7 @@ from hazmon.inventory.validate import load_valid
 from hazmon.lab.services import write_private
 from hazmon.testing.broker import RoleBroker, render
 from hazmon.testing.procs import free_port, stop
+from hazmon.tracker.store import read_seen
 
 BIN = Path(sys.executable).parent
 
@@ -243,10 +244,6 @@ def _tracker_view(state: Path) -> tuple[_Seen, _Counts]:
     (accepted, duplicates, unknown_tag_samples) summed over its sources."""
     db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     try:
-        gateways = {}
-        for gw, seqs, epoch in db.execute("SELECT gateway, seqs, epoch FROM gateways"):
-            los, his, abandoned = json.loads(seqs)
-            gateways[gw] = (int(epoch), los, his, int(abandoned))
         counts: dict[str, tuple[int, int, int]] = {}
         for ent, accepted, dups, unknown in db.execute(
                 "SELECT enterprise, SUM(accepted), SUM(duplicates), SUM(unknown_tag_samples) "
@@ -254,6 +251,7 @@ def _tracker_view(state: Path) -> tuple[_Seen, _Counts]:
             counts[ent] = (int(accepted), int(dups), int(unknown))
     finally:
         db.close()
+    gateways = {gw: (epoch, s.los, s.his, s.abandoned) for gw, (epoch, s) in read_seen(state).items()}
     return gateways, counts
 
 

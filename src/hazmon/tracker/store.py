@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from hazmon.tracker.seqs import GatewaySeqs
+from hazmon.tracker.seqs import GatewaySeqs, SeqSet
 from hazmon.tracker.state import SOURCE_FIELDS, Dirty, FeedState
 
 SCHEMA_VERSION = 3
@@ -154,3 +154,14 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def read_seen(path: Path) -> dict[str, tuple[int, SeqSet]]:
+    """Each gateway's current queue epoch and its seen (committed) seqs, read-only from a state
+    file: what the lab's tools and the tests compare with what the gateways queued."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT gateway, epoch, seqs FROM gateways").fetchall()
+    finally:
+        db.close()
+    return {gw: (int(epoch), SeqSet.loads(seqs)) for gw, epoch, seqs in rows}
