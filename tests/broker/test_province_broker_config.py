@@ -165,6 +165,24 @@ def test_a_gateway_reads_only_its_own_committed_seqs(province, role_broker, clie
     assert len(a.messages) == 1
 
 
+def test_a_refused_publish_drops_the_message_not_the_gateway(province, role_broker, clients):
+    """The ACL drops a gateway's publish under another's topic; the gateway stays connected and its
+    own data still flows (Mosquitto 2.0.11 cut the connection when max_queued_messages was 0)."""
+    vault = ensure_lab_vault(load_valid(province)[0])
+    (a_code, a_city, a_pw), = _gateways(province, 1)
+    b_code, b_city = next((c, city) for c, city, _ in _gateways(province, 60) if city != a_city)
+    source = f"acl-{secrets.token_hex(3)}"
+    tracker = clients(role_broker, TRACKER_MQTT_USER, vault[TRACKER_MQTT_CREDENTIAL], "hazmon-tracker")
+    tracker.subscribe(f"{wire.TOPIC_ROOT}/+/+/{source}")
+    gw = clients(role_broker, a_code, a_pw, a_code)
+    gw.publish(wire.topic(b_city, b_code, source), b"as-b").wait_for_publish(WAIT)
+    time.sleep(0.5)
+    assert not gw.dropped.is_set(), "the broker cut a gateway for one refused publish"
+    gw.publish(wire.topic(a_city, a_code, source), b"own").wait_for_publish(WAIT)
+    _wait(lambda: tracker.messages, "the gateway's own message")
+    assert tracker.messages == [(wire.topic(a_city, a_code, source), b"own")]
+
+
 def test_a_packet_over_the_wire_limit_is_refused_at_the_broker(province, role_broker, clients):
     vault = ensure_lab_vault(load_valid(province)[0])
     (a_code, a_city, a_pw), = _gateways(province, 1)
